@@ -1,0 +1,126 @@
+"""aai-proto: AssemblyAI's Universal Streaming v3 protocol, without I/O.
+
+Everything public is importable from here; the ``_``-modules are private.
+``aai_proto.strategies`` (needs Hypothesis) and ``aai_proto.trio`` (needs trio and
+trio-websocket) are imported on their own.
+"""
+
+from ._audio import MAX_CHUNK_MS, MIN_CHUNK_MS, AudioChunker, AudioFormat, TailPolicy
+from ._client import TRANSITIONS, Client, Input, State
+from ._errors import (
+    CLOSE_CODES,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+    StreamingError,
+    close_code_meaning,
+)
+from ._events import (
+    Begin,
+    ConnectionClosed,
+    Event,
+    Heartbeat,
+    LLMGatewayResponse,
+    ServerError,
+    ServerEvent,
+    ServerWarning,
+    SessionConfiguration,
+    Silence,
+    SpeakerRevision,
+    SpeakerRevisionItem,
+    SpeechStarted,
+    Termination,
+    Turn,
+    UnknownMessage,
+    Word,
+)
+from ._messages import (
+    UPDATABLE_FIELDS,
+    ClientMessage,
+    ForceEndpoint,
+    KeepAlive,
+    Terminate,
+    UpdateConfiguration,
+)
+from ._params import (
+    DEFAULT_URL,
+    DEFAULT_USER_AGENT,
+    Encoding,
+    InvalidParameter,
+    LLMGatewayConfig,
+    LLMGatewayMessage,
+    StreamingParams,
+    build_headers,
+    build_url,
+    parse_url,
+    redact_url,
+)
+from ._turns import TranscriptUpdate, TurnTracker
+from ._version import __version__
+from ._wire import (
+    dump_client_message,
+    dump_server_message,
+    make_converter,
+    parse_client_message,
+    parse_server_message,
+)
+
+__all__ = [
+    "CLOSE_CODES",
+    "DEFAULT_URL",
+    "DEFAULT_USER_AGENT",
+    "MAX_CHUNK_MS",
+    "MIN_CHUNK_MS",
+    "TRANSITIONS",
+    "UPDATABLE_FIELDS",
+    "AudioChunker",
+    "AudioFormat",
+    "Begin",
+    "Client",
+    "ClientMessage",
+    "ConnectionClosed",
+    "Encoding",
+    "Event",
+    "ForceEndpoint",
+    "Heartbeat",
+    "Input",
+    "InvalidParameter",
+    "KeepAlive",
+    "LLMGatewayConfig",
+    "LLMGatewayMessage",
+    "LLMGatewayResponse",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "ServerError",
+    "ServerEvent",
+    "ServerWarning",
+    "SessionConfiguration",
+    "Silence",
+    "SpeakerRevision",
+    "SpeakerRevisionItem",
+    "SpeechStarted",
+    "State",
+    "StreamingError",
+    "StreamingParams",
+    "TailPolicy",
+    "Terminate",
+    "Termination",
+    "TranscriptUpdate",
+    "Turn",
+    "TurnTracker",
+    "UnknownMessage",
+    "UpdateConfiguration",
+    "Word",
+    "__version__",
+    "build_headers",
+    "build_url",
+    "close_code_meaning",
+    "dump_client_message",
+    "dump_server_message",
+    "make_converter",
+    "parse_client_message",
+    "parse_server_message",
+    "parse_url",
+    "redact_url",
+]

@@ -1,0 +1,296 @@
+"""The client side of a session, as a state machine that does no I/O.
+
+Strategy: h2's shape. Action methods (``send_audio``, ``terminate``, ...) queue
+frames; ``data_to_send()`` drains them; ``receive_message()`` and
+``connection_closed()`` return events. Which input is legal in which state is one
+table, ``TRANSITIONS``; an input the table does not list is a protocol error --
+``LocalProtocolError`` (state unchanged) for the caller's actions,
+``RemoteProtocolError`` (state ``ERROR``, for good) for what the server sent.
+
+One rule the table cannot show: ``terminate()`` may come before ``Begin``, so
+``TERMINATING`` is reached with or without a session. In it, ``Begin`` is legal
+only while none has come, and every other server message only once one has.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final, final
+
+from ._audio import AudioChunker, AudioFormat, TailPolicy
+from ._errors import LocalProtocolError, RemoteProtocolError, StreamingError
+from ._events import (
+    Begin,
+    ConnectionClosed,
+    Event,
+    Heartbeat,
+    LLMGatewayResponse,
+    ServerError,
+    ServerEvent,
+    ServerWarning,
+    Silence,
+    SpeakerRevision,
+    SpeechStarted,
+    Termination,
+    Turn,
+    UnknownMessage,
+)
+from ._messages import (
+    UPDATABLE_FIELDS,
+    ClientMessage,
+    ForceEndpoint,
+    KeepAlive,
+    Terminate,
+    UpdateConfiguration,
+)
+from ._params import StreamingParams
+from ._wire import dump_client_message, parse_server_message
+
+__all__ = ["TRANSITIONS", "Client", "Input", "State"]
+
+
+class State(enum.Enum):
+    """Where a :class:`Client` is in its session."""
+
+    CONNECTING = "CONNECTING"
+    """Connected (or connecting); no ``Begin`` yet. Audio may already be sent."""
+    STREAMING = "STREAMING"
+    """``Begin`` received: audio and control messages flow."""
+    TERMINATING = "TERMINATING"
+    """``Terminate`` queued; waiting for the last turns and ``Termination``."""
+    TERMINATED = "TERMINATED"
+    """``Termination`` received; waiting for the close."""
+    CLOSED = "CLOSED"
+    """The connection closed. Nothing more can happen."""
+    ERROR = "ERROR"
+    """The server broke the protocol. Nothing more can happen but the close."""
+
+
+class Input(enum.Enum):
+    """The caller's actions and the transport's report, as inputs of the table.
+
+    Server messages are the other inputs; they appear in the table as their
+    event classes.
+    """
+
+    SEND_AUDIO = "send_audio"
+    FORCE_ENDPOINT = "force_endpoint"
+    UPDATE_CONFIGURATION = "update_configuration"
+    KEEP_ALIVE = "keep_alive"
+    TERMINATE = "terminate"
+    CONNECTION_CLOSED = "connection_closed"
+
+
+_CONTROL = (Input.SEND_AUDIO, Input.FORCE_ENDPOINT, Input.UPDATE_CONFIGURATION, Input.KEEP_ALIVE)
+# Messages that may come in any state before Termination, even before Begin.
+_ANYTIME: tuple[type[ServerEvent], ...] = (ServerError, ServerWarning, UnknownMessage)
+# Messages that belong to a running session.
+_SESSION: tuple[type[ServerEvent], ...] = (
+    Turn,
+    SpeechStarted,
+    Heartbeat,
+    Silence,
+    SpeakerRevision,
+    LLMGatewayResponse,
+)
+
+
+def _same(state: State, inputs: tuple[Any, ...]) -> dict[Any, State]:
+    return dict.fromkeys(inputs, state)
+
+
+TRANSITIONS: Final[Mapping[State, Mapping[Input | type[ServerEvent], State]]] = MappingProxyType(
+    {
+        State.CONNECTING: {
+            **_same(State.CONNECTING, _CONTROL + _ANYTIME),
+            Input.TERMINATE: State.TERMINATING,
+            Begin: State.STREAMING,
+            Input.CONNECTION_CLOSED: State.CLOSED,
+        },
+        State.STREAMING: {
+            **_same(State.STREAMING, _CONTROL + _ANYTIME + _SESSION),
+            Input.TERMINATE: State.TERMINATING,
+            Termination: State.TERMINATED,
+            Input.CONNECTION_CLOSED: State.CLOSED,
+        },
+        State.TERMINATING: {
+            **_same(State.TERMINATING, (Begin, *_ANYTIME, *_SESSION)),
+            Termination: State.TERMINATED,
+            Input.CONNECTION_CLOSED: State.CLOSED,
+        },
+        State.TERMINATED: {Input.CONNECTION_CLOSED: State.CLOSED},
+        State.CLOSED: {},
+        State.ERROR: {Input.CONNECTION_CLOSED: State.ERROR},
+    }
+)
+"""Every legal (state, input) pair and the state it leads to; anything else is an error."""
+
+_NEEDS_BEGIN: Final = frozenset((*_SESSION, Termination))
+
+
+@final
+class Client:
+    """The client side of one streaming session, without I/O.
+
+    Feed it what the connection receives (:meth:`receive_message`,
+    :meth:`connection_closed`), call its actions, and send what
+    :meth:`data_to_send` returns, in order: ``bytes`` as binary frames, ``str`` as
+    text frames. Audio is cut into frames of exactly ``chunk_ms`` milliseconds
+    (see :class:`AudioChunker`); ``terminate()`` sends the last, shorter frame
+    first, padded to 50 ms or not as ``tail`` says. ``force_endpoint()`` does not
+    flush a partial frame.
+    """
+
+    def __init__(
+        self, params: StreamingParams, *, chunk_ms: int = 50, tail: TailPolicy = "pad"
+    ) -> None:
+        self.params = params
+        self._chunker = AudioChunker(AudioFormat.from_params(params), chunk_ms=chunk_ms, tail=tail)
+        self._state = State.CONNECTING
+        self._outgoing: list[bytes | str] = []
+        self._begin: Begin | None = None
+        self._error: ServerError | None = None
+        self._audio_bytes_sent = 0
+
+    @property
+    def state(self) -> State:
+        """The current :class:`State`."""
+        return self._state
+
+    @property
+    def begin(self) -> Begin | None:
+        """The server's ``Begin`` event, once received."""
+        return self._begin
+
+    @property
+    def session_id(self) -> str | None:
+        """The session's id from ``Begin``, once received."""
+        return self._begin.id if self._begin is not None else None
+
+    @property
+    def audio_format(self) -> AudioFormat:
+        """The format of the audio this session carries."""
+        return self._chunker.format
+
+    @property
+    def audio_bytes_sent(self) -> int:
+        """Bytes of audio queued as frames so far (not counting a partial frame)."""
+        return self._audio_bytes_sent
+
+    # -- the caller's actions -------------------------------------------------------
+
+    def _transition(self, action: Input) -> State:
+        """The state ``action`` leads to; raises LocalProtocolError if it is not legal."""
+        target = TRANSITIONS[self._state].get(action)
+        if target is None:
+            raise LocalProtocolError(f"can't {action.value} in state {self._state.value}")
+        return target
+
+    def _queue_audio(self, frames: list[bytes]) -> None:
+        self._outgoing.extend(frames)
+        self._audio_bytes_sent += sum(map(len, frames))
+
+    def _send_control(self, action: Input, message: ClientMessage) -> None:
+        self._state = self._transition(action)
+        self._outgoing.append(dump_client_message(message))
+
+    def send_audio(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue audio. Any size is fine: it is cut into frames of ``chunk_ms``."""
+        self._transition(Input.SEND_AUDIO)
+        self._queue_audio(self._chunker.feed(data))
+
+    def force_endpoint(self) -> None:
+        """Queue ``ForceEndpoint``: end the current turn now."""
+        self._send_control(Input.FORCE_ENDPOINT, ForceEndpoint())
+
+    def keep_alive(self) -> None:
+        """Queue ``KeepAlive``: reset the server's inactivity clock."""
+        self._send_control(Input.KEEP_ALIVE, KeepAlive())
+
+    def update_configuration(self, **fields: Any) -> None:
+        """Queue ``UpdateConfiguration`` with the given settings.
+
+        Raises ``ValueError`` (:class:`InvalidParameter`) for a setting that cannot be
+        updated or an invalid value; nothing is queued then.
+        """
+        self._transition(Input.UPDATE_CONFIGURATION)
+        if not fields:
+            raise ValueError("update_configuration needs at least one setting")
+        unknown = sorted(
+            set(fields) - UPDATABLE_FIELDS - {"min_end_of_turn_silence_when_confident"}
+        )
+        if unknown:
+            raise ValueError(
+                f"can't update {', '.join(unknown)}; "
+                f"updatable: {', '.join(sorted(UPDATABLE_FIELDS))}"
+            )
+        message = UpdateConfiguration(**fields)
+        self._send_control(Input.UPDATE_CONFIGURATION, message)
+
+    def terminate(self) -> None:
+        """Queue the audio tail, then ``Terminate``. No audio can follow."""
+        target = self._transition(Input.TERMINATE)
+        self._queue_audio(self._chunker.flush())
+        self._outgoing.append(dump_client_message(Terminate()))
+        self._state = target
+
+    def data_to_send(self) -> list[bytes | str]:
+        """Return the frames queued since the last call, in order, and forget them."""
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    # -- what the connection reports -------------------------------------------------
+
+    def receive_message(self, message: str | bytes) -> list[Event]:
+        """Take one message the server sent: ``str`` for a text frame, ``bytes`` for binary.
+
+        Returns its events. Raises :class:`RemoteProtocolError` (state ``ERROR``) if
+        the server broke the protocol, :class:`LocalProtocolError` once ``CLOSED``.
+        """
+        if self._state is State.CLOSED:
+            raise LocalProtocolError("can't receive a message after the connection closed")
+        try:
+            if not isinstance(message, str):
+                raise RemoteProtocolError("the server sent a binary frame")
+            event = parse_server_message(message)
+            self._state = self._accept(event)
+        except RemoteProtocolError:
+            self._state = State.ERROR
+            raise
+        return [event]
+
+    def _accept(self, event: ServerEvent) -> State:
+        kind = type(event)
+        target = TRANSITIONS[self._state].get(kind)
+        if target is None:
+            raise RemoteProtocolError(f"unexpected {event.type} in state {self._state.value}")
+        if kind is Begin:
+            if self._begin is not None:
+                raise RemoteProtocolError("a second Begin")
+            assert isinstance(event, Begin)
+            self._begin = event
+        elif kind in _NEEDS_BEGIN and self._begin is None:
+            raise RemoteProtocolError(f"{event.type} before Begin")
+        elif kind is ServerError:
+            assert isinstance(event, ServerError)
+            self._error = event
+        return target
+
+    def connection_closed(self, code: int, reason: str = "") -> list[Event]:
+        """Report that the WebSocket closed with ``code`` and ``reason``.
+
+        Returns a :class:`ConnectionClosed` event whose ``error`` describes any close
+        but 1000, with the text of the server's ``Error`` message if one came.
+        Queued frames that were not sent are dropped.
+        """
+        if self._state is State.CLOSED:
+            raise LocalProtocolError("the connection is already closed")
+        self._state = TRANSITIONS[self._state][Input.CONNECTION_CLOSED]
+        self._outgoing.clear()
+        error = None
+        if code != 1000:
+            message = self._error.error if self._error is not None else None
+            error = StreamingError(code, reason, message)
+        return [ConnectionClosed(code=code, reason=reason, error=error)]

@@ -1,0 +1,482 @@
+"""Connection parameters: the typed ``StreamingParams``, and the URL and headers built from them.
+
+Strategy: every parameter is declared once, as an attrs field whose metadata says
+its wire *kind* (``int``, ``float``, ``bool``, ``str``, ``list``, ``object``).
+Validation at construction, URL building and URL parsing are all driven by that
+one declaration, so the three can never disagree about a parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Final, Literal, final, get_args
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import attrs
+
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_URL",
+    "Encoding",
+    "InvalidParameter",
+    "LLMGatewayConfig",
+    "LLMGatewayMessage",
+    "StreamingParams",
+    "build_headers",
+    "build_url",
+    "parse_url",
+    "redact_url",
+]
+
+DEFAULT_URL: Final = "wss://streaming.assemblyai.com/v3/ws"
+"""The production endpoint. Regional ones: ``streaming.us.`` and ``streaming.eu.``."""
+
+DEFAULT_USER_AGENT: Final = f"AssemblyAI/1.0 (integration=aai-proto/{__version__})"
+
+Encoding = Literal["pcm_s16le", "pcm_mulaw", "opus", "ogg_opus", "aac"]
+"""Audio encodings. The PCM ones need ``sample_rate``; the others describe themselves."""
+Mode = Literal["min_latency", "balanced", "max_accuracy"]
+VoiceFocus = Literal["near-field", "far-field"]
+PiiSubstitution = Literal["hash", "entity_name"]
+Domain = Literal["medical-v1"]
+
+PCM_ENCODINGS: Final = frozenset({"pcm_s16le", "pcm_mulaw"})
+
+# Old wire names, accepted on input and always sent under the new name.
+_ALIASES: Final = MappingProxyType(
+    {
+        "min_end_of_turn_silence_when_confident": "min_turn_silence",
+        "noise_suppression_model": "voice_focus",
+        "noise_suppression_threshold": "voice_focus_threshold",
+    }
+)
+# Query parameters that carry credentials: never parameters, masked by redact_url.
+_SECRET_QUERY_KEYS: Final = frozenset({"token", "webhook_auth_header_value"})
+
+
+class InvalidParameter(ValueError):
+    """A parameter has a value the protocol does not allow.
+
+    ``name`` is the wire name of the parameter and ``problem`` says what is wrong;
+    ``str()`` reads ``Invalid '<name>': <problem>``, the server's own wording.
+    """
+
+    name: str
+    problem: str
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name = name
+        self.problem = problem
+        super().__init__(f"Invalid {name!r}: {problem}")
+
+
+def _shown(value: object) -> str:
+    """A short, safe rendering of a rejected value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_V = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def _int(lo: int | None = None, hi: int | None = None) -> _V:
+    def check(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
+        if v is None:
+            return
+        if type(v) is not int:
+            raise InvalidParameter(a.name, f"expected an integer, got {_shown(v)}")
+        if lo is not None and v < lo:
+            raise InvalidParameter(a.name, f"must be at least {lo}, got {v}")
+        if hi is not None and v > hi:
+            raise InvalidParameter(a.name, f"must be at most {hi}, got {v}")
+
+    return check
+
+
+def _float01(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
+    if v is None:
+        return
+    if type(v) is not float:
+        raise InvalidParameter(a.name, f"expected a number, got {_shown(v)}")
+    if not 0.0 <= v <= 1.0:
+        raise InvalidParameter(a.name, f"must be between 0 and 1, got {v}")
+
+
+def _to_float(v: Any) -> Any:
+    # An int stands for a float (1 -> 1.0); a bool is not a number.
+    return float(v) if type(v) is int else v
+
+
+def _bool(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
+    if v is not None and type(v) is not bool:
+        raise InvalidParameter(a.name, f"expected true or false, got {_shown(v)}")
+
+
+def _str(max_len: int | None = None) -> _V:
+    def check(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
+        if v is None:
+            return
+        if type(v) is not str:
+            raise InvalidParameter(a.name, f"expected a string, got {_shown(v)}")
+        if max_len is not None and len(v) > max_len:
+            raise InvalidParameter(a.name, f"must be at most {max_len} characters, got {len(v)}")
+
+    return check
+
+
+def _choice(choices: Iterable[str]) -> _V:
+    allowed = tuple(choices)
+
+    def check(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
+        if v is not None and (type(v) is not str or v not in allowed):
+            raise InvalidParameter(a.name, f"must be one of {', '.join(allowed)}; got {_shown(v)}")
+
+    return check
+
+
+def _to_tuple(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _str_list(max_items: int | None = None) -> _V:
+    def check(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
+        if v is None:
+            return
+        if type(v) is not tuple or not all(type(item) is str for item in v):
+            raise InvalidParameter(a.name, f"expected a list of strings, got {_shown(v)}")
+        if max_items is not None and len(v) > max_items:
+            raise InvalidParameter(a.name, f"must have at most {max_items} items, got {len(v)}")
+
+    return check
+
+
+def _param(kind: str, validator: _V, *, default: Any = None, **kw: Any) -> Any:
+    converter = {"float": _to_float, "list": _to_tuple}.get(kind)
+    return attrs.field(
+        default=default, validator=validator, converter=converter, metadata={"kind": kind}, **kw
+    )
+
+
+@final
+@attrs.frozen(kw_only=True)
+class LLMGatewayMessage:
+    """One message of an ``llm_gateway`` prompt."""
+
+    role: str = attrs.field(validator=_str())
+    content: str = attrs.field(validator=_str())
+
+
+def _to_messages(v: Any) -> Any:
+    if isinstance(v, list):
+        v = tuple(v)
+    if type(v) is tuple:
+        return tuple(LLMGatewayMessage(**m) if isinstance(m, dict) else m for m in v)
+    return v
+
+
+def _messages(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
+    if type(v) is not tuple or not all(type(m) is LLMGatewayMessage for m in v):
+        raise InvalidParameter(a.name, f"expected a list of messages, got {_shown(v)}")
+
+
+@final
+@attrs.frozen(kw_only=True)
+class LLMGatewayConfig:
+    """The ``llm_gateway`` parameter: an LLM run over each finished turn."""
+
+    model: str = attrs.field(validator=_str())
+    messages: tuple[LLMGatewayMessage, ...] = attrs.field(
+        converter=_to_messages, validator=_messages
+    )
+    max_tokens: int = attrs.field(validator=_int(lo=1))
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object sent on the wire."""
+        return {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in self.messages],
+            "max_tokens": self.max_tokens,
+        }
+
+
+def _llm_gateway(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
+    if v is not None and type(v) is not LLMGatewayConfig:
+        raise InvalidParameter(a.name, f"expected an LLMGatewayConfig, got {_shown(v)}")
+
+
+def _apply_aliases(obj: object) -> None:
+    """Move values given under deprecated names (attrs fields of ``obj``) to the new names."""
+    for old, new in _ALIASES.items():
+        value = getattr(obj, old, None)
+        if value is None:
+            continue
+        if getattr(obj, new) not in (None, value):
+            raise InvalidParameter(old, f"deprecated name of {new!r}; give only one of them")
+        object.__setattr__(obj, new, value)
+        object.__setattr__(obj, old, None)
+
+
+def _freeze_extra(v: Any) -> Any:
+    return MappingProxyType(dict(v)) if isinstance(v, Mapping) else v
+
+
+def _check_extra(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
+    if not isinstance(v, Mapping):
+        raise InvalidParameter("extra", f"expected a mapping of str to str, got {_shown(v)}")
+    for key, value in v.items():
+        if type(key) is not str or not key or type(value) is not str:
+            raise InvalidParameter("extra", f"expected str keys and values, got {key!r}")
+        if key in _KNOWN or key in _SECRET_QUERY_KEYS:
+            raise InvalidParameter(
+                "extra", f"{key!r} is a known parameter; set it by its own field"
+            )
+
+
+@final
+@attrs.frozen(kw_only=True)
+class StreamingParams:
+    """Every connection parameter of Universal Streaming v3, typed and validated.
+
+    Fields hold wire names; ``None`` means *not sent* (the server's default applies).
+    Invalid values raise :class:`InvalidParameter` (a ``ValueError``) naming the field.
+    ``speech_model`` is an open string: new models appear often. Parameters this
+    version does not know go in ``extra`` (names and values as sent). The deprecated
+    names ``min_end_of_turn_silence_when_confident``, ``noise_suppression_model`` and
+    ``noise_suppression_threshold`` are accepted and stored (and sent) under their new
+    names ``min_turn_silence``, ``voice_focus`` and ``voice_focus_threshold``.
+    """
+
+    sample_rate: int | None = _param("int", _int(lo=8000), default=16000)
+    encoding: Encoding = _param("str", _choice(get_args(Encoding)), default="pcm_s16le")
+    speech_model: str | None = _param("str", _str())
+    format_turns: bool | None = _param("bool", _bool)
+    end_of_turn_confidence_threshold: float | None = _param("float", _float01)
+    min_turn_silence: int | None = _param("int", _int(lo=0))
+    max_turn_silence: int | None = _param("int", _int(lo=0))
+    vad_threshold: float | None = _param("float", _float01)
+    keyterms_prompt: tuple[str, ...] | None = _param("list", _str_list(100))
+    prompt: str | None = _param("str", _str(1750))
+    agent_context: str | None = _param("str", _str(1750))
+    language_detection: bool | None = _param("bool", _bool)
+    language_codes: tuple[str, ...] | None = _param("list", _str_list(10))
+    language_code: str | None = _param("str", _str())
+    inactivity_timeout: int | None = _param("int", _int(5, 3600))
+    speaker_labels: bool | None = _param("bool", _bool)
+    max_speakers: int | None = _param("int", _int(1, 10))
+    speaker_labels_revision_interval_ms: int | None = _param("int", _int(lo=0))
+    filter_profanity: bool | None = _param("bool", _bool)
+    session_heartbeat: bool | None = _param("bool", _bool)
+    acknowledge_silence: bool | None = _param("bool", _bool)
+    continuous_partials: bool | None = _param("bool", _bool)
+    include_partial_turns: bool | None = _param("bool", _bool)
+    redact_pii: bool | None = _param("bool", _bool)
+    redact_pii_policies: tuple[str, ...] | None = _param("list", _str_list())
+    redact_pii_sub: PiiSubstitution | None = _param("str", _choice(get_args(PiiSubstitution)))
+    mode: Mode | None = _param("str", _choice(get_args(Mode)))
+    domain: Domain | None = _param("str", _choice(get_args(Domain)))
+    interruption_delay: int | None = _param("int", _int(lo=0))
+    turn_left_pad_ms: int | None = _param("int", _int(lo=0))
+    previous_context_n_turns: int | None = _param("int", _int(lo=0))
+    voice_focus: VoiceFocus | None = _param("str", _choice(get_args(VoiceFocus)))
+    voice_focus_threshold: float | None = _param("float", _float01)
+    webhook_url: str | None = _param("str", _str())
+    webhook_auth_header_name: str | None = _param("str", _str())
+    # A credential: kept out of repr() so it never reaches a log line.
+    webhook_auth_header_value: str | None = _param("str", _str(), repr=False)
+    llm_gateway: LLMGatewayConfig | None = _param("object", _llm_gateway)
+    extra: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_freeze_extra, validator=_check_extra, hash=False
+    )
+    # Deprecated spellings: moved to their new fields by __attrs_post_init__.
+    min_end_of_turn_silence_when_confident: int | None = _param(
+        "int", _int(lo=0), repr=False, eq=False
+    )
+    noise_suppression_model: VoiceFocus | None = _param(
+        "str", _choice(get_args(VoiceFocus)), repr=False, eq=False
+    )
+    noise_suppression_threshold: float | None = _param("float", _float01, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        _apply_aliases(self)
+        if self.sample_rate is None and self.encoding in PCM_ENCODINGS:
+            raise InvalidParameter("sample_rate", f"required for encoding {self.encoding!r}")
+
+
+# Wire parameters in declaration order, and every name accepted on input.
+_WIRE_FIELDS: Final = tuple(
+    f for f in attrs.fields(StreamingParams) if "kind" in f.metadata and f.name not in _ALIASES
+)
+_KIND: Final = MappingProxyType(
+    {f.name: f.metadata["kind"] for f in attrs.fields(StreamingParams) if "kind" in f.metadata}
+)
+_KNOWN: Final = frozenset(_KIND)
+
+
+def _encode(kind: str, value: Any) -> str:
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "list":
+        return json.dumps(list(value), separators=(",", ":"), ensure_ascii=False)
+    if kind == "object":
+        return json.dumps(value.to_json(), separators=(",", ":"), ensure_ascii=False)
+    return str(value)
+
+
+def build_url(
+    params: StreamingParams, *, base_url: str = DEFAULT_URL, token: str | None = None
+) -> str:
+    """Return the WebSocket URL that opens a session with ``params``.
+
+    Parameters are written in a fixed order, unset ones left out; booleans read
+    ``true``/``false``; lists and objects are one parameter holding a JSON text.
+    ``extra`` parameters follow in name order, then ``token`` when given.
+    The result may carry credentials: log :func:`redact_url` of it, never it.
+    """
+    pairs = [
+        (f.name, _encode(f.metadata["kind"], value))
+        for f in _WIRE_FIELDS
+        if (value := getattr(params, f.name)) is not None
+    ]
+    pairs.extend(sorted(params.extra.items()))
+    if token is not None:
+        pairs.append(("token", token))
+    parts = urlsplit(base_url)
+    query = urlencode(pairs)
+    if parts.query:
+        query = f"{parts.query}&{query}" if query else parts.query
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+_INT_RE: Final = re.compile(r"[+-]?[0-9]+\Z")
+_FLOAT_RE: Final = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\Z")
+
+
+def _json_value(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise InvalidParameter(name, f"expected a JSON value, got {_shown(text)}") from None
+
+
+def _decode(name: str, kind: str, text: str) -> Any:
+    if kind == "int":
+        if not _INT_RE.match(text):
+            raise InvalidParameter(name, f"expected an integer, got {_shown(text)}")
+        return int(text)
+    if kind == "float":
+        if not _FLOAT_RE.match(text):
+            raise InvalidParameter(name, f"expected a number, got {_shown(text)}")
+        return float(text)
+    if kind == "bool":
+        lowered = text.lower()
+        if lowered not in ("true", "false"):
+            raise InvalidParameter(name, f"expected true or false, got {_shown(text)}")
+        return lowered == "true"
+    if kind == "list":
+        value = _json_value(name, text)
+        if type(value) is not list:
+            raise InvalidParameter(name, f"expected a JSON list of strings, got {_shown(text)}")
+        return value
+    if kind == "object":
+        value = _json_value(name, text)
+        return _llm_gateway_from_json(name, value)
+    return text
+
+
+def _llm_gateway_from_json(name: str, value: Any) -> LLMGatewayConfig:
+    try:
+        if type(value) is not dict or type(value.get("messages")) is not list:
+            raise TypeError
+        messages = []
+        for m in value["messages"]:
+            if type(m) is not dict:
+                raise TypeError
+            messages.append(LLMGatewayMessage(role=m["role"], content=m["content"]))
+        return LLMGatewayConfig(
+            model=value["model"], messages=tuple(messages), max_tokens=value["max_tokens"]
+        )
+    except (TypeError, KeyError, InvalidParameter):
+        raise InvalidParameter(
+            name,
+            'expected {"model": str, "messages": [{"role": str, "content": str}], '
+            '"max_tokens": int}',
+        ) from None
+
+
+def parse_url(url: str) -> StreamingParams:
+    """Read the parameters of a session from its URL (or from just its path and query).
+
+    The inverse of :func:`build_url`: any parameter order, any percent-escaping,
+    ``true``/``True``/``TRUE`` for booleans. Unknown parameters land in ``extra``;
+    ``token`` is a credential, not a parameter, and is ignored; the deprecated names
+    are read as their new ones. Raises :class:`InvalidParameter` for a value the
+    protocol does not allow, or for a parameter given twice.
+    """
+    try:
+        pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidParameter("query", "is not valid UTF-8 once percent-decoded") from None
+    values: dict[str, Any] = {}
+    extra: dict[str, str] = {}
+    for name, text in pairs:
+        if name == "token":
+            continue
+        if name in values or name in extra:
+            raise InvalidParameter(name, "given more than once")
+        kind = _KIND.get(name)
+        if kind is None:
+            extra[name] = text
+        else:
+            values[name] = _decode(name, kind, text)
+    # A URL without a sample rate did not send one: that is None, not the class default.
+    values.setdefault("sample_rate", None)
+    return StreamingParams(**values, extra=extra)
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with every credential in its query (``token``, webhook secret) masked."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    masked = [(k, "***" if k in _SECRET_QUERY_KEYS else v) for k, v in pairs]
+    return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))
+
+
+def _header_value(name: str, value: str) -> str:
+    # Checked without echoing the value: it is a credential.
+    if (
+        type(value) is not str
+        or not value
+        or value != value.strip()
+        or "\n" in value
+        or "\r" in value
+    ):
+        raise ValueError(
+            f"{name} must be a non-empty string without surrounding spaces or newlines"
+        )
+    return value
+
+
+def build_headers(
+    *, api_key: str | None = None, token: str | None = None, user_agent: str = DEFAULT_USER_AGENT
+) -> list[tuple[str, str]]:
+    """Return the HTTP headers of the WebSocket upgrade request.
+
+    ``Authorization`` carries the raw API key (no ``Bearer`` prefix) or a temporary
+    token; give at most one of them (a token may travel in the URL instead, see
+    :func:`build_url`). ``User-Agent`` follows AssemblyAI's convention for integrations.
+    """
+    if api_key is not None and token is not None:
+        raise ValueError("give api_key or token, not both")
+    headers = []
+    if api_key is not None:
+        headers.append(("Authorization", _header_value("api_key", api_key)))
+    elif token is not None:
+        headers.append(("Authorization", _header_value("token", token)))
+    headers.append(("User-Agent", _header_value("user_agent", user_agent)))
+    return headers
