@@ -12,11 +12,14 @@ with nothing pending, goes out without a copy).
 from __future__ import annotations
 
 import math
-from typing import Final, Literal, final
+from typing import TYPE_CHECKING, Final, Literal, final
 
 import attrs
 
 from ._params import PCM_ENCODINGS, Encoding, StreamingParams
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = [
     "MAX_CHUNK_MS",
@@ -102,12 +105,13 @@ class AudioFormat:
             raise ValueError(f"{self.encoding} audio has no fixed bytes per sample")
 
 
-def _as_bytes_view(data: bytes | bytearray | memoryview) -> bytes | memoryview:
+def _as_bytes_view(data: Buffer) -> bytes | memoryview:
     if type(data) is bytes:
         return data
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise TypeError(f"audio must be bytes-like, not {type(data).__name__}")
-    view = memoryview(data)
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"audio must be bytes-like, not {type(data).__name__}") from None
     return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
@@ -147,7 +151,7 @@ class AudioChunker:
         """Bytes waiting for the rest of their frame."""
         return len(self._pending)
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+    def feed(self, data: Buffer) -> list[bytes]:
         """Take a write; return the frames it completes, in order."""
         view = _as_bytes_view(data)
         size = self._size

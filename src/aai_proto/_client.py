@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from ._audio import AudioChunker, AudioFormat, TailPolicy
 from ._errors import LocalProtocolError, RemoteProtocolError, StreamingError
@@ -47,6 +47,9 @@ from ._messages import (
 )
 from ._params import StreamingParams
 from ._wire import dump_client_message, parse_server_message
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["TRANSITIONS", "Client", "Input", "State"]
 
@@ -196,7 +199,7 @@ class Client:
         self._state = self._transition(action)
         self._outgoing.append(dump_client_message(message))
 
-    def send_audio(self, data: bytes | bytearray | memoryview) -> None:
+    def send_audio(self, data: Buffer) -> None:
         """Queue audio. Any size is fine: it is cut into frames of ``chunk_ms``."""
         self._transition(Input.SEND_AUDIO)
         self._queue_audio(self._chunker.feed(data))
@@ -278,7 +281,7 @@ class Client:
             self._error = event
         return target
 
-    def connection_closed(self, code: int, reason: str = "") -> list[Event]:
+    def connection_closed(self, code: int, reason: str = "") -> list[ConnectionClosed]:
         """Report that the WebSocket closed with ``code`` and ``reason``.
 
         Returns a :class:`ConnectionClosed` event whose ``error`` describes any close

@@ -6,7 +6,17 @@ from typing import Any, ClassVar, final
 
 import attrs
 
-from ._params import _ALIASES, _apply_aliases, _bool, _float01, _int, _param, _str, _str_list
+from ._params import (
+    _ALIASES,
+    _apply_aliases,
+    _bool,
+    _float01,
+    _int,
+    _param,
+    _str,
+    _str_list,
+    _to_tuple,
+)
 
 __all__ = [
     "UPDATABLE_FIELDS",
@@ -58,13 +68,17 @@ class UpdateConfiguration:
     max_turn_silence: int | None = _param("int", _int(lo=0))
     vad_threshold: float | None = _param("float", _float01)
     format_turns: bool | None = _param("bool", _bool)
-    keyterms_prompt: tuple[str, ...] | None = _param("list", _str_list(100))
+    keyterms_prompt: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_to_tuple, validator=_str_list(100), metadata={"kind": "list"}
+    )
     prompt: str | None = _param("str", _str(1750))
     agent_context: str | None = _param("str", _str(1750))
     filter_profanity: bool | None = _param("bool", _bool)
     interruption_delay: int | None = _param("int", _int(lo=0))
     turn_left_pad_ms: int | None = _param("int", _int(lo=0))
-    language_codes: tuple[str, ...] | None = _param("list", _str_list(10))
+    language_codes: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_to_tuple, validator=_str_list(10), metadata={"kind": "list"}
+    )
     session_heartbeat: bool | None = _param("bool", _bool)
     acknowledge_silence: bool | None = _param("bool", _bool)
     continuous_partials: bool | None = _param("bool", _bool)

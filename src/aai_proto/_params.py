@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Final, Literal, final, get_args
+from typing import Any, Final, Literal, cast, final, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
@@ -138,7 +138,8 @@ def _choice(choices: Iterable[str]) -> _V:
     return check
 
 
-def _to_tuple(v: Any) -> Any:
+def _to_tuple(v: list[str] | tuple[str, ...] | None) -> tuple[str, ...] | None:
+    # Anything else (a str, say) is left for the validator to refuse.
     return tuple(v) if isinstance(v, list) else v
 
 
@@ -155,7 +156,7 @@ def _str_list(max_items: int | None = None) -> _V:
 
 
 def _param(kind: str, validator: _V, *, default: Any = None, **kw: Any) -> Any:
-    converter = {"float": _to_float, "list": _to_tuple}.get(kind)
+    converter = {"float": _to_float}.get(kind)
     return attrs.field(
         default=default, validator=validator, converter=converter, metadata={"kind": kind}, **kw
     )
@@ -170,12 +171,13 @@ class LLMGatewayMessage:
     content: str = attrs.field(validator=_str())
 
 
-def _to_messages(v: Any) -> Any:
-    if isinstance(v, list):
-        v = tuple(v)
-    if type(v) is tuple:
-        return tuple(LLMGatewayMessage(**m) if isinstance(m, dict) else m for m in v)
-    return v
+def _to_messages(
+    v: Iterable[LLMGatewayMessage | Mapping[str, str]],
+) -> tuple[LLMGatewayMessage, ...]:
+    items: Any = v
+    if isinstance(items, list | tuple):
+        return tuple(LLMGatewayMessage(**m) if isinstance(m, Mapping) else m for m in items)
+    return cast("tuple[LLMGatewayMessage, ...]", items)  # not a list: the validator refuses it
 
 
 def _messages(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
@@ -258,11 +260,15 @@ class StreamingParams:
     min_turn_silence: int | None = _param("int", _int(lo=0))
     max_turn_silence: int | None = _param("int", _int(lo=0))
     vad_threshold: float | None = _param("float", _float01)
-    keyterms_prompt: tuple[str, ...] | None = _param("list", _str_list(100))
+    keyterms_prompt: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_to_tuple, validator=_str_list(100), metadata={"kind": "list"}
+    )
     prompt: str | None = _param("str", _str(1750))
     agent_context: str | None = _param("str", _str(1750))
     language_detection: bool | None = _param("bool", _bool)
-    language_codes: tuple[str, ...] | None = _param("list", _str_list(10))
+    language_codes: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_to_tuple, validator=_str_list(10), metadata={"kind": "list"}
+    )
     language_code: str | None = _param("str", _str())
     inactivity_timeout: int | None = _param("int", _int(5, 3600))
     speaker_labels: bool | None = _param("bool", _bool)
@@ -274,7 +280,9 @@ class StreamingParams:
     continuous_partials: bool | None = _param("bool", _bool)
     include_partial_turns: bool | None = _param("bool", _bool)
     redact_pii: bool | None = _param("bool", _bool)
-    redact_pii_policies: tuple[str, ...] | None = _param("list", _str_list())
+    redact_pii_policies: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_to_tuple, validator=_str_list(), metadata={"kind": "list"}
+    )
     redact_pii_sub: PiiSubstitution | None = _param("str", _choice(get_args(PiiSubstitution)))
     mode: Mode | None = _param("str", _choice(get_args(Mode)))
     domain: Domain | None = _param("str", _choice(get_args(Domain)))

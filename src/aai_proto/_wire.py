@@ -175,12 +175,6 @@ def _format_exception(exc: BaseException, _: Any) -> str:
     return str(exc)
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, cattrs.BaseValidationError):
-        return "; ".join(cattrs.transform_error(exc, format_exception=_format_exception))
-    return str(exc)
-
-
 def _structure(data: dict[str, Any], cls: type[_T], what: str) -> _T:
     try:
         return _FAST.structure(data, cls)
@@ -188,8 +182,9 @@ def _structure(data: dict[str, Any], cls: type[_T], what: str) -> _T:
         pass
     try:
         _DETAILED.structure(data, cls)
-    except (ValueError, TypeError, KeyError, AttributeError, cattrs.BaseValidationError) as exc:
-        raise RemoteProtocolError(f"malformed {what} message: {_describe(exc)}") from None
+    except cattrs.BaseValidationError as exc:
+        problems = "; ".join(cattrs.transform_error(exc, format_exception=_format_exception))
+        raise RemoteProtocolError(f"malformed {what} message: {problems}") from None
     raise AssertionError("the fast and the detailed converter disagree")  # pragma: no cover
 
 
@@ -203,7 +198,7 @@ def parse_server_message(text: str | bytes) -> ServerEvent:
     """
     data = _load_object(text, "server message")
     kind = data.get("type")
-    if kind is None and "error" in data:
+    if "type" not in data and "error" in data:
         kind = ServerError.type
     if type(kind) is not str:
         raise RemoteProtocolError(f"server message has no string 'type': {_shown(kind)}")

@@ -1,0 +1,472 @@
+"""The Client state machine: its actions, its table, and properties over any sequence of inputs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from aai_proto import (
+    TRANSITIONS,
+    AudioFormat,
+    Begin,
+    Client,
+    ConnectionClosed,
+    Heartbeat,
+    Input,
+    InvalidParameter,
+    LLMGatewayResponse,
+    LocalProtocolError,
+    RemoteProtocolError,
+    ServerError,
+    ServerEvent,
+    ServerWarning,
+    Silence,
+    SpeakerRevision,
+    SpeechStarted,
+    State,
+    StreamingError,
+    StreamingParams,
+    Termination,
+    Turn,
+    UnknownMessage,
+    dump_server_message,
+)
+from aai_proto.strategies import malformed_server_message_texts, server_message_texts
+
+BEGIN = dump_server_message(Begin(id="b-1", expires_at=1764000000))
+TURN = dump_server_message(
+    Turn(
+        turn_order=0,
+        turn_is_formatted=False,
+        end_of_turn=True,
+        transcript="hi",
+        end_of_turn_confidence=0.7,
+        words=(),
+    )
+)
+TERMINATION = dump_server_message(Termination(audio_duration_seconds=1, session_duration_seconds=1))
+ERROR_3007 = dump_server_message(
+    ServerError(error_code=3007, error="Input duration violation: 20 ms")
+)
+
+# One message of every server event type, as the server sends it.
+SAMPLES: dict[type[ServerEvent], str] = {
+    Begin: BEGIN,
+    Turn: TURN,
+    SpeechStarted: '{"type":"SpeechStarted","timestamp":10}',
+    Termination: TERMINATION,
+    ServerError: ERROR_3007,
+    ServerWarning: '{"type":"Warning","warning_code":1,"warning":"w"}',
+    Heartbeat: (
+        '{"type":"Heartbeat","total_audio_received_ms":1,"total_duration_ms":1,"realtime_factor":1}'
+    ),
+    Silence: '{"type":"Silence","start_ms":0,"end_ms":1}',
+    SpeakerRevision: '{"type":"SpeakerRevision","revisions":[]}',
+    LLMGatewayResponse: '{"type":"LLMGatewayResponse","turn_order":0,"transcript":"","data":null}',
+    UnknownMessage: '{"type":"Novel"}',
+}
+
+FRAME = bytes(1600)  # 50 ms at 16 kHz
+
+
+def state_of(client: Client) -> State:
+    """The state, read through a call so that mypy does not narrow it between actions."""
+    return client.state
+
+
+def new_client() -> Client:
+    return Client(StreamingParams())
+
+
+def test_a_whole_session() -> None:
+    client = new_client()
+    assert (client.state, client.session_id, client.begin) == (State.CONNECTING, None, None)
+    assert client.audio_format == AudioFormat(encoding="pcm_s16le", sample_rate=16000)
+    client.send_audio(FRAME + b"\x01" * 100)  # audio may go before Begin
+    assert client.receive_message(BEGIN) == [Begin(id="b-1", expires_at=1764000000)]
+    assert (client.state, client.session_id) == (State.STREAMING, "b-1")
+    client.keep_alive()
+    client.send_audio(b"\x02" * 1600)
+    client.force_endpoint()
+    client.update_configuration(format_turns=True, vad_threshold=1)
+    client.terminate()
+    assert client.state is State.TERMINATING
+    assert client.data_to_send() == [
+        FRAME,
+        '{"type":"KeepAlive"}',
+        b"\x01" * 100 + b"\x02" * 1500,
+        '{"type":"ForceEndpoint"}',
+        '{"type":"UpdateConfiguration","vad_threshold":1.0,"format_turns":true}',
+        b"\x02" * 100 + bytes(1500),  # the tail, padded to 50 ms
+        '{"type":"Terminate"}',
+    ]
+    assert client.data_to_send() == []
+    assert client.audio_bytes_sent == 3 * 1600
+    [turn] = client.receive_message(TURN)
+    assert isinstance(turn, Turn)
+    assert client.receive_message(TERMINATION) == [
+        Termination(audio_duration_seconds=1, session_duration_seconds=1)
+    ]
+    assert state_of(client) is State.TERMINATED
+    assert client.connection_closed(1000, "Session Ended") == [
+        ConnectionClosed(code=1000, reason="Session Ended", error=None)
+    ]
+    assert state_of(client) is State.CLOSED
+
+
+def test_terminate_before_begin() -> None:
+    client = new_client()
+    client.send_audio(b"\x05" * 10)
+    client.terminate()
+    assert client.data_to_send() == [b"\x05" * 10 + bytes(1590), '{"type":"Terminate"}']
+    assert client.state is State.TERMINATING
+    with pytest.raises(RemoteProtocolError, match="Turn before Begin"):
+        new_terminating_before_begin().receive_message(TURN)
+    client.receive_message(BEGIN)
+    client.receive_message(TURN)
+    client.receive_message(TERMINATION)
+    assert state_of(client) is State.TERMINATED
+
+
+def new_terminating_before_begin() -> Client:
+    client = new_client()
+    client.terminate()
+    return client
+
+
+def test_server_error_then_close_gives_a_streaming_error() -> None:
+    client = new_client()
+    client.receive_message(BEGIN)
+    assert client.receive_message(ERROR_3007) == [
+        ServerError(error_code=3007, error="Input duration violation: 20 ms")
+    ]
+    assert client.state is State.STREAMING
+    client.send_audio(FRAME)  # queued frames the connection could not send are dropped
+    [closed] = client.connection_closed(3007, "See Error message for details")
+    assert closed == ConnectionClosed(
+        code=3007,
+        reason="See Error message for details",
+        error=StreamingError(
+            3007, "See Error message for details", "Input duration violation: 20 ms"
+        ),
+    )
+    assert closed.error is not None
+    assert closed.error.meaning == "audio chunk duration violation, or audio sent too fast"
+    assert client.data_to_send() == []
+
+
+def test_auth_failure_before_begin() -> None:
+    client = new_client()
+    client.receive_message('{"type":"Error","error_code":1008,"error":"Invalid API key"}')
+    [closed] = client.connection_closed(1008, "See Error message for details")
+    assert closed.error == StreamingError(1008, "See Error message for details", "Invalid API key")
+
+
+def test_close_without_error_message() -> None:
+    client = new_client()
+    [closed] = client.connection_closed(1006)
+    assert closed == ConnectionClosed(code=1006, reason="", error=StreamingError(1006, "", None))
+
+
+@pytest.mark.parametrize(
+    ("setup", "message", "error"),
+    [
+        ([], b"\x00", "the server sent a binary frame"),
+        ([], TURN, "unexpected Turn in state CONNECTING"),
+        ([], TERMINATION, "unexpected Termination in state CONNECTING"),
+        ([BEGIN], BEGIN, "unexpected Begin in state STREAMING"),
+        ([BEGIN, TERMINATION], TURN, "unexpected Turn in state TERMINATED"),
+        ([BEGIN, TERMINATION], ERROR_3007, "unexpected Error in state TERMINATED"),
+        ([BEGIN], '{"type":"Turn"}', "malformed Turn message"),
+        ([], "not json", "not valid JSON"),
+    ],
+)
+def test_remote_errors_leave_the_client_in_error(
+    setup: list[str], message: str | bytes, error: str
+) -> None:
+    client = new_client()
+    for text in setup:
+        client.receive_message(text)
+    with pytest.raises(RemoteProtocolError, match=error):
+        client.receive_message(message)
+    assert client.state is State.ERROR
+    with pytest.raises(RemoteProtocolError):
+        client.receive_message(BEGIN)
+    with pytest.raises(LocalProtocolError, match="can't send_audio in state ERROR"):
+        client.send_audio(FRAME)
+    assert client.state is State.ERROR
+    [closed] = client.connection_closed(1000)
+    assert closed == ConnectionClosed(code=1000)
+    assert client.state is State.ERROR
+
+
+def test_second_begin_while_terminating() -> None:
+    client = new_client()
+    client.receive_message(BEGIN)
+    client.terminate()
+    with pytest.raises(RemoteProtocolError, match="a second Begin"):
+        client.receive_message(BEGIN)
+    assert client.state is State.ERROR
+
+
+def test_misuse_changes_nothing() -> None:
+    client = new_client()
+    client.receive_message(BEGIN)
+    client.send_audio(b"\x01" * 10)
+    client.terminate()
+    queued = client.data_to_send()
+    actions: list[Callable[[], object]] = [
+        lambda: client.send_audio(FRAME),
+        client.terminate,
+        client.keep_alive,
+        client.force_endpoint,
+        lambda: client.update_configuration(format_turns=True),
+    ]
+    for action in actions:
+        with pytest.raises(LocalProtocolError, match="in state TERMINATING"):
+            action()
+        assert client.state is State.TERMINATING
+        assert client.data_to_send() == []
+    assert queued[-1] == '{"type":"Terminate"}'
+    client.connection_closed(1000)
+    with pytest.raises(LocalProtocolError, match="after the connection closed"):
+        client.receive_message(TERMINATION)
+    with pytest.raises(LocalProtocolError, match="already closed"):
+        client.connection_closed(1000)
+    assert client.state is State.CLOSED
+
+
+@pytest.mark.parametrize(
+    ("fields", "error", "message"),
+    [
+        ({}, ValueError, "needs at least one setting"),
+        (
+            {"sample_rate": 8000},
+            ValueError,
+            "can't update sample_rate; updatable: acknowledge_silence",
+        ),
+        ({"vad_threshold": 2}, InvalidParameter, "Invalid 'vad_threshold'"),
+        ({"keyterms_prompt": "word"}, InvalidParameter, "expected a list of strings"),
+    ],
+)
+def test_update_configuration_checks_its_fields(
+    fields: dict[str, object], error: type[Exception], message: str
+) -> None:
+    client = new_client()
+    with pytest.raises(error, match=message):
+        client.update_configuration(**fields)
+    assert client.data_to_send() == []
+    client.update_configuration(min_end_of_turn_silence_when_confident=120)
+    assert client.data_to_send() == ['{"type":"UpdateConfiguration","min_turn_silence":120}']
+
+
+# -- every (state, input) pair of the table ---------------------------------------------
+
+ACTIONS: dict[Input, Callable[[Client], object]] = {
+    Input.SEND_AUDIO: lambda c: c.send_audio(FRAME),
+    Input.FORCE_ENDPOINT: Client.force_endpoint,
+    Input.UPDATE_CONFIGURATION: lambda c: c.update_configuration(format_turns=True),
+    Input.KEEP_ALIVE: Client.keep_alive,
+    Input.TERMINATE: Client.terminate,
+    Input.CONNECTION_CLOSED: lambda c: c.connection_closed(1000),
+}
+
+# How to reach each state (TERMINATING twice: with and without a Begin).
+ROUTES: dict[str, tuple[State, list[str | bytes | int | None]]] = {
+    "connecting": (State.CONNECTING, []),
+    "streaming": (State.STREAMING, [BEGIN]),
+    "terminating": (State.TERMINATING, [BEGIN, None]),
+    "terminating-before-begin": (State.TERMINATING, [None]),
+    "terminated": (State.TERMINATED, [BEGIN, TERMINATION]),
+    "closed": (State.CLOSED, [BEGIN, 1000]),
+    "error": (State.ERROR, [b""]),
+}
+"""Each route: server messages to receive, None for terminate(), 1000 for the close."""
+
+NEEDS_BEGIN = {
+    Turn,
+    SpeechStarted,
+    Heartbeat,
+    Silence,
+    SpeakerRevision,
+    LLMGatewayResponse,
+    Termination,
+}
+
+
+def reach(route: str) -> Client:
+    state, steps = ROUTES[route]
+    client = new_client()
+    for step in steps:
+        if step is None:
+            client.terminate()
+        elif isinstance(step, int):
+            client.connection_closed(step)
+        else:
+            with contextlib.suppress(RemoteProtocolError):
+                client.receive_message(step)
+    assert client.state is state
+    client.data_to_send()
+    return client
+
+
+def test_table_lists_every_state() -> None:
+    assert set(TRANSITIONS) == set(State)
+    assert {s for s, _ in ROUTES.values()} == set(State)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("action", list(Input), ids=[i.value for i in Input])
+def test_every_action_in_every_state(route: str, action: Input) -> None:
+    client = reach(route)
+    before = client.state
+    target = TRANSITIONS[before].get(action)
+    if target is None:
+        with pytest.raises(LocalProtocolError):
+            ACTIONS[action](client)
+        assert client.state is before
+        assert client.data_to_send() == []
+    else:
+        ACTIONS[action](client)
+        assert client.state is target
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("kind", list(SAMPLES), ids=[k.__name__ for k in SAMPLES])
+def test_every_server_message_in_every_state(route: str, kind: type[ServerEvent]) -> None:
+    client = reach(route)
+    before = client.state
+    target = TRANSITIONS[before].get(kind)
+    begun = client.begin is not None
+    legal = target is not None and (
+        (kind is Begin and not begun) or (kind is not Begin and (begun or kind not in NEEDS_BEGIN))
+    )
+    if before is State.CLOSED:
+        with pytest.raises(LocalProtocolError):
+            client.receive_message(SAMPLES[kind])
+        assert client.state is State.CLOSED
+    elif legal:
+        [event] = client.receive_message(SAMPLES[kind])
+        assert type(event) is kind
+        assert client.state is target
+    else:
+        with pytest.raises(RemoteProtocolError):
+            client.receive_message(SAMPLES[kind])
+        assert client.state is State.ERROR
+
+
+# -- properties ---------------------------------------------------------------------
+
+
+@given(st.text() | st.binary() | server_message_texts() | malformed_server_message_texts())
+def test_any_input_gives_events_or_remote_protocol_error(message: str | bytes) -> None:
+    for client in (new_client(), reach("streaming"), reach("terminating")):
+        try:
+            events = client.receive_message(message)
+        except RemoteProtocolError:
+            assert client.state is State.ERROR
+        else:
+            assert len(events) == 1
+
+
+@given(malformed_server_message_texts())
+def test_malformed_messages_are_refused(text: str) -> None:
+    client = reach("streaming")
+    with pytest.raises(RemoteProtocolError):
+        client.receive_message(text)
+
+
+SERVER_SCRIPT = [BEGIN, TURN, TERMINATION, ERROR_3007, SAMPLES[ServerWarning], "{", b"\x00"]
+
+
+class ClientMachine(RuleBasedStateMachine):
+    """Any interleaving of the caller's actions and the server's messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client = Client(StreamingParams(sample_rate=8000), chunk_ms=50)
+        self.sent: list[bytes | str] = []
+        self.fed = 0
+        self.seen_error = False
+        self.terminated_by_server = False
+
+    def act(self, action: Callable[[], object]) -> None:
+        before = self.client.state
+        try:
+            action()
+        except LocalProtocolError:
+            assert self.client.state is before
+        self.sent += self.client.data_to_send()
+
+    @rule(data=st.binary(max_size=2000))
+    def send_audio(self, data: bytes) -> None:
+        def send() -> None:
+            self.client.send_audio(data)
+            self.fed += len(data)
+
+        self.act(send)
+
+    @rule()
+    def terminate(self) -> None:
+        self.act(self.client.terminate)
+
+    @rule()
+    def control(self) -> None:
+        self.act(self.client.keep_alive)
+        self.act(self.client.force_endpoint)
+
+    @rule(message=st.sampled_from(SERVER_SCRIPT))
+    def receive(self, message: str | bytes) -> None:
+        before = self.client.state
+        try:
+            events = self.client.receive_message(message)
+        except RemoteProtocolError:
+            assert self.client.state is State.ERROR
+            self.seen_error = True
+        except LocalProtocolError:
+            assert before is State.CLOSED
+        else:
+            if isinstance(events[0], Termination):
+                assert self.client.state is State.TERMINATED
+
+    @precondition(lambda self: self.client.state is not State.CLOSED)
+    @rule(code=st.sampled_from([1000, 1006, 3005]))
+    def close(self, code: int) -> None:
+        [event] = self.client.connection_closed(code)
+        assert isinstance(event, ConnectionClosed)
+        assert (event.error is None) == (code == 1000)
+
+    @invariant()
+    def error_is_never_left(self) -> None:
+        if self.seen_error:
+            assert self.client.state is State.ERROR
+
+    @invariant()
+    def terminate_is_sent_once_and_last(self) -> None:
+        texts = [i for i, f in enumerate(self.sent) if isinstance(f, str) and "Terminate" in f]
+        assert len(texts) <= 1
+        if texts:
+            assert all(isinstance(frame, str) for frame in self.sent[texts[0] :])
+            audio = b"".join(f for f in self.sent if isinstance(f, bytes))
+            # Everything fed was sent, the tail padded with silence to 50 ms at most.
+            assert len(audio) >= self.fed
+            assert len(audio) - self.fed < 800
+            assert audio[self.fed :] == bytes(len(audio) - self.fed)
+
+    @invariant()
+    def frames_are_whole_and_legal(self) -> None:
+        for frame in self.sent:
+            if isinstance(frame, bytes):
+                assert len(frame) == 800
+            else:
+                json.loads(frame)
+
+
+TestClientMachine = ClientMachine.TestCase
+TestClientMachine.settings = settings(max_examples=200, stateful_step_count=30)
