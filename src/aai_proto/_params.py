@@ -372,7 +372,8 @@ def _json_value(name: str, text: str) -> Any:
 
 def _decode(name: str, kind: str, text: str) -> Any:
     if kind == "int":
-        if not _INT_RE.match(text):
+        # A digit string too long for int() (over 4300 digits) is no valid value either.
+        if not _INT_RE.match(text) or len(text) > 20:
             raise InvalidParameter(name, f"expected an integer, got {_shown(text)}")
         return int(text)
     if kind == "float":

@@ -195,6 +195,7 @@ def test_parse_accepts_what_real_clients_send() -> None:
         ("sample_rate=16k", "sample_rate", "expected an integer, got '16k'"),
         ("sample_rate=0x10", "sample_rate", "expected an integer"),
         ("sample_rate=", "sample_rate", "expected an integer, got ''"),
+        ("sample_rate=" + "9" * 5000, "sample_rate", "expected an integer, got '999"),
         ("encoding=pcm_s16le", "sample_rate", "required for encoding 'pcm_s16le'"),
         ("sample_rate=16000&vad_threshold=nan", "vad_threshold", "expected a number, got 'nan'"),
         ("sample_rate=16000&vad_threshold=1_0", "vad_threshold", "expected a number"),
