@@ -456,17 +456,15 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))
 
 
+_HEADER_VALUE_RE: Final = re.compile(r"[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?\Z")
+
+
 def _header_value(name: str, value: str) -> str:
-    # Checked without echoing the value: it is a credential.
-    if (
-        type(value) is not str
-        or not value
-        or value != value.strip()
-        or "\n" in value
-        or "\r" in value
-    ):
+    # Checked without echoing the value: it is a credential. HTTP allows no control
+    # characters in a header value, and h11 would quote the value in its error.
+    if type(value) is not str or not _HEADER_VALUE_RE.match(value):
         raise ValueError(
-            f"{name} must be a non-empty string without surrounding spaces or newlines"
+            f"{name} must be a non-empty string without surrounding spaces or control characters"
         )
     return value
 

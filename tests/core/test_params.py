@@ -256,12 +256,16 @@ def test_headers() -> None:
     ]
     assert build_headers(token="tok") == [("Authorization", "tok"), ("User-Agent", user_agent)]
     assert build_headers() == [("User-Agent", user_agent)]
-    assert build_headers(user_agent="X/1") == [("User-Agent", "X/1")]
+    assert build_headers(user_agent="X/1 (a b)") == [("User-Agent", "X/1 (a b)")]
+    assert build_headers(api_key="k") == [("Authorization", "k"), ("User-Agent", user_agent)]
     with pytest.raises(ValueError, match="not both"):
         build_headers(api_key="a", token="b")
 
 
-@pytest.mark.parametrize("bad", ["", "s3cr3t\r\nX-Evil: 1", " s3cr3t", "s3cr3t\n"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "s3cr3t\r\nX-Evil: 1", " s3cr3t", "s3cr3t\n", "s3\x00cr3t", "s3cr3t\x7f", "s3cr3t\t"],
+)
 def test_header_values_are_checked_without_echoing_them(bad: str) -> None:
     with pytest.raises(ValueError, match=r"^api_key must be a non-empty string") as info:
         build_headers(api_key=bad)
