@@ -1,0 +1,228 @@
+"""The ``aai-proto`` command: ``aai-proto stream AUDIO.wav`` prints a live transcript.
+
+Transcripts go to standard output: on a terminal the current turn's interim text
+is redrawn in place and each final turn gets its own line; elsewhere only the final
+turns are written, one per line; with ``--json``, every server event is one JSON
+object per line. Status (the ``Termination`` summary) and errors go to standard
+error, errors as one line. Exit status: 0 on success, 1 on an error, 2 on a usage
+error, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from typing import TextIO
+from urllib.parse import urlencode
+
+import trio
+
+from aai_proto import (
+    DEFAULT_URL,
+    AudioFormat,
+    InvalidParameter,
+    ServerEvent,
+    StreamingParams,
+    Termination,
+    Turn,
+    TurnTracker,
+    dump_server_message,
+    parse_url,
+)
+from aai_proto.trio import Session, open_session, read_wav_format
+from aai_proto.trio._wav import check_format
+
+__all__ = ["main"]
+
+_PROG = "aai-proto"
+_KEY_VARIABLE = "ASSEMBLYAI_API_KEY"
+_CLEAR_LINE = "\r\x1b[2K"
+
+
+def _param(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    return name, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=_PROG, description="AssemblyAI Universal Streaming v3 from the command line."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    stream = commands.add_parser(
+        "stream",
+        help="stream a WAV file and print the live transcript",
+        description="Stream a mono 16-bit PCM WAV file and print the live transcript.",
+    )
+    stream.add_argument("audio", metavar="AUDIO.wav", help="the WAV file to stream")
+    stream.add_argument("--url", default=DEFAULT_URL, help="the service URL (default: %(default)s)")
+    auth = stream.add_mutually_exclusive_group()
+    auth.add_argument(
+        "--api-key", help=f"the API key (default: the {_KEY_VARIABLE} environment variable)"
+    )
+    auth.add_argument("--token", help="a temporary streaming token, instead of an API key")
+    pace = stream.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--realtime",
+        dest="realtime",
+        action="store_true",
+        default=True,
+        help="send the audio at the pace it plays (the default)",
+    )
+    pace.add_argument(
+        "--fast",
+        dest="realtime",
+        action="store_false",
+        help="send the audio as fast as the connection takes it (local servers)",
+    )
+    stream.add_argument(
+        "--param",
+        metavar="NAME=VALUE",
+        type=_param,
+        action="append",
+        default=[],
+        help="a connection parameter, written as in the URL query (repeatable), "
+        "e.g. --param format_turns=true; sample_rate defaults to the file's",
+    )
+    stream.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    return parser
+
+
+def _params(pairs: list[tuple[str, str]], fmt: AudioFormat) -> StreamingParams:
+    """The parameters given, read as the URL query reads them; the file's sample rate by default."""
+    if "sample_rate" not in {name for name, _ in pairs}:
+        pairs = [("sample_rate", str(fmt.sample_rate)), *pairs]
+    return parse_url("?" + urlencode(pairs))
+
+
+class _Display:
+    """Writes events as transcripts, or as JSON lines."""
+
+    def __init__(self, out: TextIO, *, json_lines: bool, format_turns: bool) -> None:
+        self._out = out
+        self._json = json_lines
+        self._tty = out.isatty()
+        self._tracker = TurnTracker(format_turns=format_turns)
+        self._interim = False  # an interim transcript is on the screen
+
+    def show(self, event: ServerEvent) -> None:
+        if self._json:
+            self._write(dump_server_message(event) + "\n")
+            return
+        if not isinstance(event, Turn):
+            return
+        update = self._tracker.update(event)
+        if update is None:
+            return
+        prefix = _CLEAR_LINE if self._tty else ""
+        if update.is_final:
+            self._write(f"{prefix}{update.transcript}\n")
+            self._interim = False
+        elif self._tty:
+            self._write(prefix + _fit(update.transcript, shutil.get_terminal_size().columns))
+            self._interim = True
+
+    def finish(self) -> None:
+        if self._interim:  # keep the last interim text visible
+            self._write("\n")
+            self._interim = False
+
+    def _write(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
+
+def _fit(text: str, columns: int) -> str:
+    # An interim line must stay on one row, or "\r" cannot redraw it: keep its end.
+    room = max(columns - 1, 4)
+    return text if len(text) <= room else "..." + text[len(text) - room + 3 :]
+
+
+async def _stream(
+    args: argparse.Namespace, params: StreamingParams, display: _Display
+) -> tuple[str, Termination | None]:
+    """Stream the file, showing events as they come; return the session id and its end."""
+    api_key = args.api_key or (None if args.token else os.environ.get(_KEY_VARIABLE) or None)
+    async with open_session(params, api_key=api_key, token=args.token, url=args.url) as session:
+        # One task shows events as they come; this one sends. Failures are recorded,
+        # not raised, so that no exception group reaches main().
+        errors: list[Exception] = []
+        termination = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_show_events, session, display, errors, nursery.cancel_scope)
+            try:
+                await session.stream_file(args.audio, realtime=args.realtime)
+                termination = await session.terminate()
+            except Exception as exc:
+                errors.insert(0, exc)
+                await session.aclose()  # the events before the failure are still shown
+        display.finish()
+        if errors:
+            raise errors[0]
+        return session.session_id, termination
+
+
+async def _show_events(
+    session: Session, display: _Display, errors: list[Exception], scope: trio.CancelScope
+) -> None:
+    try:
+        async for event in session:
+            try:
+                display.show(event)
+            except Exception as exc:  # standard output is gone: stop sending too
+                errors.append(exc)
+                scope.cancel()
+                return
+    except Exception:
+        # The session failed. Every later call raises the same failure, so the
+        # sending task reports it; here it only ends the display.
+        return
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return 0 if exc.code is None else int(exc.code)
+    if args.url == DEFAULT_URL and not (
+        args.api_key or args.token or os.environ.get(_KEY_VARIABLE)
+    ):
+        print(
+            f"{_PROG}: error: no API key: give --api-key or --token, or set {_KEY_VARIABLE}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        fmt = read_wav_format(args.audio)
+        params = _params(args.param, fmt)
+        check_format(args.audio, fmt, AudioFormat.from_params(params))
+        display = _Display(sys.stdout, json_lines=args.json, format_turns=bool(params.format_turns))
+        session_id, termination = trio.run(_stream, args, params, display)
+    except InvalidParameter as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{_PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"{_PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if termination is None:
+        print(
+            f"{_PROG}: error: session {session_id} ended without Termination; "
+            "the last transcripts may be missing",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"{_PROG}: session {session_id} ended: {termination.audio_duration_seconds} s of audio, "
+        f"{termination.session_duration_seconds} s session",
+        file=sys.stderr,
+    )
+    return 0

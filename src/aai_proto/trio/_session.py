@@ -1,0 +1,494 @@
+"""A streaming session over trio-websocket: ``open_session`` and ``Session``.
+
+Strategy: the adapter only moves messages and keeps time; the core ``Client``
+decides everything else. One reader task feeds every server message to the core
+and puts the events it returns in a memory channel. Every action takes the send
+lock, calls the core, and sends all that ``data_to_send()`` returns before letting
+go, so frames leave in the order the core queued them. The end of a session --
+``Termination``, the close, a failure -- is recorded by the reader the moment it
+reads it, whether or not anyone has taken the events before it, and wakes
+whichever call is waiting for it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, Final, final
+
+import trio
+import trio_websocket
+
+from aai_proto import (
+    DEFAULT_URL,
+    DEFAULT_USER_AGENT,
+    AudioFormat,
+    Begin,
+    Client,
+    ConnectionClosed,
+    RemoteProtocolError,
+    ServerEvent,
+    State,
+    StreamingError,
+    StreamingParams,
+    TailPolicy,
+    Termination,
+    build_headers,
+    build_url,
+    redact_url,
+)
+
+from . import _wav
+from ._connect import Target, handshake, open_stream
+from ._errors import ConnectError, ConnectTimeout
+
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "Session", "open_session"]
+
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+"""Seconds ``open_session`` allows for the connection, the upgrade and ``Begin``."""
+CLOSE_TIMEOUT: Final = 2.0
+"""Seconds allowed for the WebSocket closing handshake before the socket is closed anyway."""
+
+
+class Session(trio.abc.AsyncResource):
+    """One open streaming session. Made by :func:`open_session`, not directly.
+
+    Iterate it (``async for event in session``) for the server's events in order,
+    ``Begin`` first. Iteration ends after ``Termination`` or when the connection
+    closes normally; if the session fails it raises that failure once the events
+    received before it have been taken.
+
+    A failure -- the server's ``Error`` and close (:class:`~aai_proto.StreamingError`,
+    with the close code and the server's message), any close but 1000 before
+    ``Termination``, or a message that breaks the protocol
+    (:class:`~aai_proto.RemoteProtocolError`) -- is raised by whichever call is
+    waiting when it happens, and by every call after it. A failure that has come
+    after ``Termination`` is ignored: the session had already ended well.
+
+    Calls the protocol does not allow in the session's state (``send_audio`` after
+    ``terminate``, for instance) raise the core's
+    :class:`~aai_proto.LocalProtocolError` and send nothing.
+    """
+
+    def __init__(
+        self,
+        ws: trio_websocket.WebSocketConnection,
+        stream: trio.abc.Stream,
+        client: Client,
+        *,
+        chunk_ms: int,
+        terminate_timeout: float,
+        max_buffered_events: int,
+    ) -> None:
+        self._ws = ws
+        self._stream = stream  # the WebSocket's; closed here, as trio-websocket may leave it open
+        self._client = client
+        self._chunk_ms = chunk_ms
+        self._terminate_timeout = terminate_timeout
+        self._max_buffered = max_buffered_events
+        self._send_lock = trio.StrictFIFOLock()
+        # Unbounded as a channel; _wait_for_room keeps it at max_buffered_events
+        # while the session runs, and lets the last few messages in when it ends.
+        self._events_in, self._events_out = trio.open_memory_channel[ServerEvent](math.inf)
+        self._room = trio.Event()
+        self._draining = False
+        self._begun = trio.Event()  # Begin came, or the reader ended
+        self._finished = trio.Event()  # Termination or a failure came, or the reader ended
+        self._reader_done = trio.Event()
+        self._termination: Termination | None = None
+        self._closed: ConnectionClosed | None = None
+        self._failure: Exception | None = None
+        self._failure_seen = False
+        self._broken = False
+        self._closing = False
+        self._iteration_over = False
+        self._terminated: trio.Event | None = None
+
+    # -- what the session knows ----------------------------------------------------
+
+    @property
+    def begin(self) -> Begin:
+        """The server's ``Begin`` event (``open_session`` waits for it)."""
+        begin = self._client.begin
+        assert begin is not None, "open_session returns only once Begin came"
+        return begin
+
+    @property
+    def session_id(self) -> str:
+        """The session's id, from ``Begin``."""
+        return self.begin.id
+
+    @property
+    def state(self) -> State:
+        """The core client's :class:`~aai_proto.State`."""
+        return self._client.state
+
+    @property
+    def audio_format(self) -> AudioFormat:
+        """The format of the audio this session carries."""
+        return self._client.audio_format
+
+    @property
+    def termination(self) -> Termination | None:
+        """The ``Termination`` event, once received."""
+        return self._termination
+
+    # -- actions --------------------------------------------------------------------
+
+    async def send_audio(self, data: bytes | bytearray | memoryview) -> None:
+        """Send audio of any length: it leaves in frames of ``chunk_ms``, the rest waits.
+
+        Waits while the connection cannot take more (backpressure). If this call is
+        cancelled after it began writing, a frame may be half sent: the connection
+        is closed at once and later calls raise ``trio.BrokenResourceError``.
+        """
+        await self._act(lambda: self._client.send_audio(data))
+
+    async def force_endpoint(self) -> None:
+        """Send ``ForceEndpoint``: end the current turn now."""
+        await self._act(self._client.force_endpoint)
+
+    async def keep_alive(self) -> None:
+        """Send ``KeepAlive``: reset the server's inactivity clock."""
+        await self._act(self._client.keep_alive)
+
+    async def update_configuration(self, **fields: Any) -> None:
+        """Send ``UpdateConfiguration`` with these settings (``ValueError`` if invalid)."""
+        await self._act(lambda: self._client.update_configuration(**fields))
+
+    async def stream_file(self, path: str | os.PathLike[str], *, realtime: bool = True) -> None:
+        """Send the audio of a WAV file; see :func:`aai_proto.trio.read_wav_format`.
+
+        The file must hold mono 16-bit PCM at the session's sample rate
+        (``ValueError`` otherwise, before anything is sent). With ``realtime`` the
+        audio leaves no faster than it plays, one ``chunk_ms`` frame at a time, as
+        from a microphone; without it, as fast as the connection takes it (fine for
+        local servers; the service may answer 3007 "Audio Transmission Rate
+        Exceeded"). Does not terminate the session.
+        """
+        await _wav.stream_wav(self, path, chunk_ms=self._chunk_ms, realtime=realtime)
+
+    async def terminate(self) -> Termination | None:
+        """End the session: send the audio tail and ``Terminate``, wait for ``Termination``.
+
+        Waits at most ``terminate_timeout`` seconds (sending included), then closes
+        the connection whatever happened (see :meth:`aclose`: at most
+        ``CLOSE_TIMEOUT`` more). Returns the ``Termination``, or ``None``
+        if none came in time or the server closed normally without one. Raises the
+        session's failure if it failed. Calling it again returns the same result
+        without sending anything.
+        """
+        if self._terminated is not None:
+            await self._terminated.wait()
+            self._raise_failure()
+            return self._termination
+        self._terminated = done = trio.Event()
+        try:
+            self._check()
+            self._drain()
+            with trio.move_on_after(self._terminate_timeout):
+                if self._client.state in (State.CONNECTING, State.STREAMING):
+                    await self._act(self._client.terminate)
+                await self._finished.wait()
+        finally:
+            await self.aclose()
+            done.set()
+        self._raise_failure()
+        return self._termination
+
+    async def aclose(self) -> None:
+        """Close the connection now, without ``Terminate`` (the server ends the session).
+
+        Sends a close frame and waits for the server's at most ``CLOSE_TIMEOUT``
+        seconds; closes the socket at once if cancelled. Idempotent. Events already
+        received stay available to iteration.
+        """
+        self._closing = True
+        self._drain()
+        try:
+            with trio.move_on_after(CLOSE_TIMEOUT):
+                await self._ws.aclose()
+                await self._reader_done.wait()  # the reader has seen the close
+        finally:
+            await _close_now(self._stream)
+        await self._reader_done.wait()
+
+    # -- iteration ------------------------------------------------------------------
+
+    def __aiter__(self) -> Session:
+        return self
+
+    async def __anext__(self) -> ServerEvent:
+        if self._iteration_over:
+            raise StopAsyncIteration
+        try:
+            event = await self._events_out.receive()
+        except trio.EndOfChannel:
+            self._iteration_over = True
+            self._raise_failure()
+            raise StopAsyncIteration from None
+        self._room.set()
+        if isinstance(event, Termination):
+            self._iteration_over = True
+        return event
+
+    # -- internals ------------------------------------------------------------------
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            self._failure_seen = True
+            raise self._failure
+
+    def _check(self) -> None:
+        self._raise_failure()
+        if self._broken:
+            raise trio.BrokenResourceError(
+                "a send was cancelled midway, so the session's connection was closed"
+            )
+
+    def _fail(self, exc: Exception) -> None:
+        if self._failure is None and self._termination is None:
+            self._failure = exc
+            self._finished.set()
+
+    def _drain(self) -> None:
+        # The session is ending: read on past the buffer's bound so that its end
+        # (Termination, the close, an error) is seen even if nobody takes the events.
+        self._draining = True
+        self._room.set()
+
+    async def _act(self, action: Callable[[], object]) -> None:
+        self._check()
+        async with self._send_lock:  # waiting here is cancelled cleanly: nothing done yet
+            self._check()
+            action()  # the core decides: LocalProtocolError or ValueError leave nothing queued
+            frames = self._client.data_to_send()
+            try:
+                for frame in frames:
+                    await self._ws.send_message(frame)
+            except trio_websocket.ConnectionClosed:
+                await self._closed_while_sending()
+            except BaseException:
+                # Cancelled mid-write: the stream may end in half a frame. Nothing can
+                # follow it, so close the socket now.
+                self._broken = True
+                await _close_now(self._stream)
+                raise
+
+    async def _closed_while_sending(self) -> None:
+        # The reader sees why the connection closed; wait for it to get there. It
+        # may be stuck answering the server's close frame to a server that reads
+        # no more: then close the socket under it.
+        self._drain()
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            await self._reader_done.wait()
+        if not self._reader_done.is_set():
+            await _close_now(self._stream)
+            await self._reader_done.wait()
+        self._raise_failure()
+        if self._closing or self._closed is None:
+            raise trio.ClosedResourceError("the session was closed")
+        raise StreamingError(self._closed.code, self._closed.reason)
+
+    async def _wait_for_room(self) -> None:
+        # Backpressure: while max_buffered_events wait to be taken, read no more.
+        while (
+            not self._draining
+            and self._events_out.statistics().current_buffer_used >= self._max_buffered
+        ):
+            self._room = trio.Event()
+            await self._room.wait()
+
+    async def _read(self) -> None:
+        """The one reader: every message goes to the core, every event to the channel."""
+        try:
+            while True:
+                await self._wait_for_room()
+                try:
+                    message = await self._ws.get_message()
+                except trio_websocket.ConnectionClosed as exc:
+                    reason = exc.reason
+                    # trio-websocket's codes may be IntEnum members: keep plain ints.
+                    code, text = (int(reason.code), reason.reason or "") if reason else (1006, "")
+                    [closed] = self._client.connection_closed(code, text)
+                    assert isinstance(closed, ConnectionClosed)
+                    self._closed = closed
+                    # A close this side made (aclose, a broken send) is no failure.
+                    if closed.error is not None and not (self._closing or self._broken):
+                        self._fail(closed.error)
+                    return
+                try:
+                    events = self._client.receive_message(message)
+                except RemoteProtocolError as exc:
+                    self._fail(exc)
+                    self._events_in.close()
+                    try:
+                        with trio.move_on_after(CLOSE_TIMEOUT):
+                            await self._ws.aclose(1002, "protocol error")
+                    finally:
+                        await _close_now(self._stream)
+                    return
+                for event in events:
+                    if isinstance(event, Begin):
+                        self._begun.set()
+                    elif isinstance(event, Termination):
+                        self._termination = event
+                        self._finished.set()
+                    assert not isinstance(event, ConnectionClosed)
+                    self._events_in.send_nowait(event)
+        finally:
+            self._events_in.close()
+            self._begun.set()
+            self._finished.set()
+            self._reader_done.set()
+
+    async def _leave(self) -> None:
+        """Leaving ``open_session``'s block normally: terminate unless already done."""
+        if self._terminated is None and self._failure is None and not self._broken:
+            await self.terminate()
+            return
+        await self.aclose()
+        if not self._failure_seen:
+            self._raise_failure()
+
+
+async def _close_now(stream: trio.abc.Stream) -> None:
+    """Close ``stream`` at once, even in a cancelled scope (closing a trio stream never waits)."""
+    with trio.CancelScope(shield=True):
+        await trio.aclose_forcefully(stream)
+
+
+def open_session(
+    params: StreamingParams,
+    *,
+    api_key: str | None = None,
+    token: str | None = None,
+    url: str = DEFAULT_URL,
+    chunk_ms: int = 50,
+    tail: TailPolicy = "pad",
+    terminate_timeout: float = 5.0,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    max_buffered_events: int = 10_000,
+    user_agent: str = DEFAULT_USER_AGENT,
+    stream: trio.abc.Stream | None = None,
+) -> AbstractAsyncContextManager[Session]:
+    """Open a streaming session; an async context manager that yields a :class:`Session`.
+
+    Connects to ``url`` (``wss://`` or ``ws://``) with ``params`` in the query and the
+    ``api_key`` or temporary ``token`` in the ``Authorization`` header, and waits
+    for the server's ``Begin``, all within ``connect_timeout`` seconds. Raises
+    :class:`ConnectError` (DNS, refused, TLS, hang-up), :class:`HandshakeRejected`
+    (an HTTP status), :class:`ConnectTimeout`, or the session's failure if the
+    server refuses the session itself (``StreamingError`` 1008 for a bad key, 3006
+    for an invalid parameter). Bad arguments raise ``ValueError`` at the call.
+
+    Leaving the block normally terminates the session (see
+    :meth:`Session.terminate`) and raises a failure nobody has seen yet; leaving it
+    by an exception or a cancellation closes the socket at once and lets that
+    exception through unchanged.
+
+    ``chunk_ms`` and ``tail`` shape the audio frames (see
+    :class:`~aai_proto.AudioChunker`). At most ``max_buffered_events`` events wait
+    to be taken; beyond that the session stops reading until some are taken
+    (backpressure), except while it ends, so that ``terminate()`` always sees the
+    end. ``stream``, if given, is an open byte stream to run the WebSocket over
+    instead of connecting to ``url``'s host (``url`` still gives the request's
+    host and path); the session closes it.
+    """
+    client = Client(params, chunk_ms=chunk_ms, tail=tail)
+    headers = build_headers(api_key=api_key, token=token, user_agent=user_agent)
+    target = Target.from_url(build_url(params, base_url=url), shown=redact_url(url))
+    for name, value in (
+        ("terminate_timeout", terminate_timeout),
+        ("connect_timeout", connect_timeout),
+    ):
+        if type(value) not in (int, float) or not value >= 0:
+            raise ValueError(f"{name} must be a number of seconds, at least 0; got {value!r}")
+    if type(max_buffered_events) is not int or max_buffered_events < 1:
+        raise ValueError(
+            f"max_buffered_events must be a positive integer; got {max_buffered_events!r}"
+        )
+
+    async def connect(nursery: trio.Nursery) -> Session:
+        conn = stream if stream is not None else await open_stream(target)
+        try:
+            ws = await handshake(nursery, conn, target, headers)
+            session = Session(
+                ws,
+                conn,
+                client,
+                chunk_ms=chunk_ms,
+                terminate_timeout=terminate_timeout,
+                max_buffered_events=max_buffered_events,
+            )
+            nursery.start_soon(session._read)
+            await session._begun.wait()
+            if client.begin is None:
+                session._raise_failure()
+                code = session._closed.code if session._closed else 1006
+                raise ConnectError(
+                    target.shown, f"the server closed the session ({code}) before Begin"
+                )
+            return session
+        except BaseException:
+            await _close_now(conn)
+            raise
+
+    async def open_(nursery: trio.Nursery) -> Session:
+        with trio.move_on_after(connect_timeout):
+            return await connect(nursery)
+        raise ConnectTimeout(target.shown, f"no Begin within {connect_timeout:g} s")
+
+    return _SessionContext(open_)
+
+
+@final
+class _SessionContext:
+    """``open_session``'s context manager.
+
+    Strategy: the session's tasks run in a nursery entered here by hand, and the
+    block runs inside it -- but the nursery never sees the block's exception. On
+    the way out the tasks are cancelled under a shield, so only our own
+    cancellation reaches them and the nursery exits cleanly; whatever left the
+    block then goes on unchanged, never wrapped in an exception group.
+    """
+
+    def __init__(self, open_: Callable[[trio.Nursery], Awaitable[Session]]) -> None:
+        self._open = open_
+        self._nursery_manager: AbstractAsyncContextManager[trio.Nursery] | None = None
+
+    async def __aenter__(self) -> Session:
+        if self._nursery_manager is not None:
+            raise RuntimeError("open_session(...) can be entered only once")
+        self._nursery_manager = trio.open_nursery()
+        self._nursery = await self._nursery_manager.__aenter__()
+        try:
+            self._session: Session = await self._open(self._nursery)
+        except BaseException:
+            await self._close_nursery()
+            raise
+        return self._session
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc is None:
+                await self._session._leave()
+            else:
+                await trio.aclose_forcefully(self._session)
+        finally:
+            await self._close_nursery()
+
+    async def _close_nursery(self) -> None:
+        assert self._nursery_manager is not None
+        scope = self._nursery.cancel_scope
+        scope.shield = True
+        scope.cancel()
+        await self._nursery_manager.__aexit__(None, None, None)
