@@ -55,6 +55,7 @@ from ._params import (
     parse_url,
     redact_url,
 )
+from ._server import SHORT_FRAME_LIMIT, ClientChecker, Rejection
 from ._turns import TranscriptUpdate, TurnTracker
 from ._version import __version__
 from ._wire import (
@@ -71,12 +72,14 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "MAX_CHUNK_MS",
     "MIN_CHUNK_MS",
+    "SHORT_FRAME_LIMIT",
     "TRANSITIONS",
     "UPDATABLE_FIELDS",
     "AudioChunker",
     "AudioFormat",
     "Begin",
     "Client",
+    "ClientChecker",
     "ClientMessage",
     "ConnectionClosed",
     "Encoding",
@@ -91,6 +94,7 @@ __all__ = [
     "LLMGatewayResponse",
     "LocalProtocolError",
     "ProtocolError",
+    "Rejection",
     "RemoteProtocolError",
     "ServerError",
     "ServerEvent",
