@@ -1,0 +1,208 @@
+"""One replay connection, whole and without I/O: the checks, the replay, the faults.
+
+Strategy: three sans-IO pieces in a row. ``aai_proto.ClientChecker`` answers a
+client that breaks the protocol as the service does, whatever the recording
+says; :class:`~aai_replay._replay.Replay` plays the recording; and
+:class:`~aai_replay._faults.FaultStage` breaks the result on purpose when asked
+to. The I/O layer only moves frames and tells the time.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Final, final
+
+import attrs
+
+from aai_proto import ClientChecker, Rejection
+
+from ._actions import Action, CloseConnection, Send, close_reason
+from ._faults import Faults, FaultStage
+from ._replay import Pacing, Replay, ReplayPlan
+from ._session import ServerMessage
+
+__all__ = ["DEFAULT_PATH", "ReplayConnection", "ReplayOptions"]
+
+DEFAULT_PATH: Final = "/v3/ws"
+
+
+def _check_pacing(_: Any, __: Any, value: Any) -> None:
+    if value not in ("audio", "wall"):
+        raise ValueError(f"pacing must be 'audio' or 'wall', got {value!r}")
+
+
+def _check_speed(_: Any, __: Any, value: Any) -> None:
+    if type(value) not in (int, float) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"speed must be a number > 0, got {value!r}")
+
+
+def _check_api_key(_: Any, __: Any, value: Any) -> None:
+    if value is not None and (type(value) is not str or not value):
+        raise ValueError("api_key must be a non-empty string")
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ReplayOptions:
+    """How a replay server plays its session to each client.
+
+    ``pacing``: ``"audio"`` (each entry waits for the client's audio) or ``"wall"``
+    (also for its recorded time, divided by ``speed``). ``strict``: close 4900 when
+    the client departs from the recording, instead of adapting. ``api_key``: when
+    set, clients must present it (``Authorization`` header or ``token`` query) or
+    get ``Error`` 1008. ``faults``: failures to inject (see :class:`Faults`).
+    """
+
+    pacing: Pacing = attrs.field(default="audio", validator=_check_pacing)
+    speed: float = attrs.field(default=1.0, validator=_check_speed)
+    strict: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    # A credential: kept out of repr() so it never reaches a log line.
+    api_key: str | None = attrs.field(default=None, validator=_check_api_key, repr=False)
+    faults: Faults = attrs.field(factory=Faults, validator=attrs.validators.instance_of(Faults))
+
+
+def _recorded_error(plan: ReplayPlan, code: int) -> str | None:
+    """The text of the recording's own ``Error`` message with ``code``, if it has one."""
+    for step in plan.steps:
+        entry = step.entry
+        if (
+            isinstance(entry, ServerMessage)
+            and entry.message.get("type") == "Error"
+            and entry.message.get("error_code") == code
+            and step.text is not None
+        ):
+            return step.text
+    return None
+
+
+@final
+class ReplayConnection:
+    """The server side of one connection: checks, replay and faults, without I/O.
+
+    Made with the upgrade request's ``target`` (path and query) and
+    ``Authorization`` header. Then feed it every frame the client sends
+    (:meth:`receive_message`), the passing of time (:meth:`advance`) and the
+    client's close (:meth:`client_closed`); perform what :meth:`data_to_send`
+    returns, and come back at :meth:`next_deadline`. ``now`` is always seconds
+    since the connection opened.
+
+    A client that breaks the protocol gets the service's answer (``Error`` 1008,
+    3006 or 3007, then the close); when the recording holds an ``Error`` with the
+    same code, its text is used.
+    """
+
+    def __init__(
+        self,
+        plan: ReplayPlan,
+        options: ReplayOptions | None = None,
+        *,
+        target: str,
+        authorization: str | None = None,
+        session_id: str | None = None,
+        now_unix: float = 0.0,
+    ) -> None:
+        options = options if options is not None else ReplayOptions()
+        self.plan = plan
+        self.options = options
+        self._checker = ClientChecker(api_key=options.api_key)
+        self._faults = FaultStage(options.faults)
+        self._replay: Replay | None = None
+        self._closed_by_client = False
+        rejection = self._checker.receive_request(target, authorization=authorization)
+        if rejection is not None:
+            self._reject(rejection, 0.0)
+            return
+        assert self._checker.params is not None
+        self._replay = Replay(
+            plan,
+            self._checker.params,
+            pacing=options.pacing,
+            speed=options.speed,
+            strict=options.strict,
+            session_id=session_id,
+            now_unix=now_unix,
+        )
+        self._collect(self._replay, 0.0)
+
+    @property
+    def replay(self) -> Replay | None:
+        """The replay, once the request was accepted."""
+        return self._replay
+
+    @property
+    def rejection(self) -> Rejection | None:
+        """How the client broke the protocol, if it did."""
+        return self._checker.rejection
+
+    @property
+    def finished(self) -> bool:
+        """Whether the connection is over: closed or dropped by us, or closed by the client."""
+        return self._faults.finished or self._closed_by_client
+
+    @property
+    def messages_sent(self) -> int:
+        """Server messages handed out by :meth:`data_to_send` so far."""
+        return self._faults.messages_sent
+
+    def _active(self) -> Replay | None:
+        if self.finished or self._checker.rejection is not None:
+            return None
+        return self._replay
+
+    def _collect(self, replay: Replay, now: float) -> None:
+        for action in replay.data_to_send():
+            self._faults.push(action, now)
+
+    def _reject(self, rejection: Rejection, now: float) -> None:
+        text = _recorded_error(self.plan, rejection.code) or rejection.message
+        self._faults.push(Send(text), now)
+        self._faults.push(CloseConnection(rejection.code, close_reason(rejection.reason)), now)
+
+    def receive_message(self, data: str | bytes | bytearray | memoryview, now: float) -> None:
+        """The client sent a frame: bytes-like (binary, audio) or ``str`` (text)."""
+        replay = self._active()
+        if replay is None:
+            return
+        if isinstance(data, str):
+            result = self._checker.receive_text(data)
+            if isinstance(result, Rejection):
+                self._reject(result, now)
+                return
+            replay.receive_message(result, now)
+        else:
+            rejection = self._checker.receive_audio(data)
+            if rejection is not None:
+                self._reject(rejection, now)
+                return
+            replay.receive_audio(memoryview(data).nbytes, now)
+        self._collect(replay, now)
+
+    def advance(self, now: float) -> None:
+        """Let time pass to ``now``."""
+        replay = self._active()
+        if replay is not None:
+            replay.advance(now)
+            self._collect(replay, now)
+
+    def client_closed(self) -> None:
+        """The client closed the connection (or it was lost)."""
+        self._closed_by_client = True
+        if self._replay is not None:
+            self._replay.client_closed()
+
+    def data_to_send(self, now: float) -> list[Action]:
+        """The actions due by ``now``, in order: send them, then close or drop if told."""
+        if self._closed_by_client:
+            return []
+        return self._faults.pop(now)
+
+    def next_deadline(self) -> float | None:
+        """When to call :meth:`advance` and :meth:`data_to_send` if no frame comes first."""
+        if self.finished:
+            return None
+        times = [self._faults.next_deadline()]
+        replay = self._active()
+        if replay is not None:
+            times.append(replay.next_deadline())
+        due = [t for t in times if t is not None]
+        return min(due) if due else None

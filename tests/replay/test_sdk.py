@@ -1,0 +1,227 @@
+"""Interoperability: the official SDK (assemblyai), sync and asyncio, against the replay server.
+
+An independent client: it must receive exactly the recorded events -- the same
+messages, parsed by its own models -- with only Begin's id and expiry rewritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from assemblyai.streaming.v3 import (
+    AsyncStreamingClient,
+    StreamingClient,
+    StreamingClientOptions,
+    StreamingEvents,
+    StreamingParameters,
+)
+from assemblyai.streaming.v3._base import _BaseStreamingClient
+
+from aai_replay import (
+    BackgroundReplayServer,
+    ClientAudio,
+    RecordedSession,
+    ServerMessage,
+    load_session,
+)
+
+API_KEY = "replay-test-key"
+
+# The SDK (1.8.2) uses websockets APIs that websockets 17 deprecates -- its sync
+# connect() without a context manager, ConnectionClosed.code and .reason -- from
+# its own threads; with warnings as errors those threads would die.
+pytestmark = [
+    pytest.mark.filterwarnings(
+        r"ignore:connect\(\) must be used as a context manager:DeprecationWarning"
+    ),
+    pytest.mark.filterwarnings(
+        r"ignore:ConnectionClosed\.(code|reason) is deprecated:DeprecationWarning"
+    ),
+]
+
+
+def sdk_parameters(session: RecordedSession) -> StreamingParameters:
+    params = session.params
+    fields: dict[str, Any] = {}
+    for name in (
+        "sample_rate",
+        "encoding",
+        "speech_model",
+        "format_turns",
+        "speaker_labels",
+        "language_detection",
+        "session_heartbeat",
+        "inactivity_timeout",
+    ):
+        value = getattr(params, name)
+        if value is not None:
+            fields[name] = value
+    return StreamingParameters(**fields)
+
+
+def audio_frames(session: RecordedSession) -> list[bytes]:
+    """The session's audio, cut as the recorded client cut it."""
+    audio = session.audio_bytes()
+    frames, start = [], 0
+    for entry in session.entries:
+        if isinstance(entry, ClientAudio):
+            frames.append(audio[start : start + entry.nbytes])
+            start += entry.nbytes
+    return frames
+
+
+def expected_events(session: RecordedSession) -> list[tuple[str, Any]]:
+    """The recorded server messages as the SDK parses them, with the SDK's event names."""
+    out: list[tuple[str, Any]] = []
+    for entry in session.entries:
+        if isinstance(entry, ServerMessage):
+            model = _BaseStreamingClient._parse_message(dict(entry.message))
+            assert model is not None
+            out.append((type(model).__name__, model))
+    return out
+
+
+def received_matches(received: list[tuple[str, Any]], session: RecordedSession) -> None:
+    expected = expected_events(session)
+    assert [name for name, _ in received] == [name for name, _ in expected]
+    (begin_name, begin), (_, recorded_begin) = received[0], expected[0]
+    assert begin_name == "BeginEvent"
+    assert begin.id != recorded_begin.id
+    assert begin.expires_at.timestamp() > time.time() + 3 * 3600 - 60
+    assert received[1:] == expected[1:]
+
+
+@pytest.fixture
+def fixture_server(sessions_dir: Path) -> Iterator[Callable[[str], tuple[RecordedSession, str]]]:
+    servers: list[BackgroundReplayServer] = []
+
+    def start(name: str) -> tuple[RecordedSession, str]:
+        session = load_session(sessions_dir / name)
+        server = BackgroundReplayServer(session, api_key=API_KEY).start()
+        servers.append(server)
+        return session, server.api_host
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def collect(client: Any, received: list[tuple[str, Any]], errors: list[Any]) -> None:
+    for event in StreamingEvents:
+        if event is StreamingEvents.Error:
+            client.on(event, lambda _client, error: errors.append(error))
+        else:
+            client.on(
+                event, lambda _client, message: received.append((type(message).__name__, message))
+            )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["universal-format-turns.jsonl", "u3-pro.jsonl", "diarization.jsonl", "heartbeat.jsonl"],
+)
+def test_the_sync_sdk_receives_the_recorded_events(
+    fixture_server: Callable[[str], tuple[RecordedSession, str]], name: str
+) -> None:
+    session, api_host = fixture_server(name)
+    client = StreamingClient(StreamingClientOptions(api_key=API_KEY, api_host=api_host))
+    received: list[tuple[str, Any]] = []
+    errors: list[Any] = []
+    collect(client, received, errors)
+    client.connect(sdk_parameters(session))
+    client.stream(audio_frames(session))
+    client.disconnect(terminate=True)
+    assert errors == []
+    received_matches(received, session)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["universal-2026-formatted.jsonl", "language-detection.jsonl", "synth-plain.jsonl"],
+)
+def test_the_asyncio_sdk_receives_the_recorded_events(
+    fixture_server: Callable[[str], tuple[RecordedSession, str]], name: str
+) -> None:
+    session, api_host = fixture_server(name)
+    received: list[tuple[str, Any]] = []
+    errors: list[Any] = []
+
+    async def main() -> None:
+        client = AsyncStreamingClient(StreamingClientOptions(api_key=API_KEY, api_host=api_host))
+        collect(client, received, errors)
+        await client.connect(sdk_parameters(session))
+        await client.stream(audio_frames(session))
+        await client.disconnect(terminate=True)
+
+    asyncio.run(main())
+    assert errors == []
+    received_matches(received, session)
+
+
+def recorded_error(session: RecordedSession) -> tuple[int, str]:
+    (error,) = [
+        e.message
+        for e in session.entries
+        if isinstance(e, ServerMessage) and e.message.get("type") == "Error"
+    ]
+    return error["error_code"], error["error"]
+
+
+@pytest.mark.parametrize("name", ["server-error-3005.jsonl", "inactivity-timeout.jsonl"])
+def test_the_sync_sdk_gets_the_recorded_error(
+    fixture_server: Callable[[str], tuple[RecordedSession, str]], name: str
+) -> None:
+    session, api_host = fixture_server(name)
+    client = StreamingClient(StreamingClientOptions(api_key=API_KEY, api_host=api_host))
+    received: list[tuple[str, Any]] = []
+    errors: list[Any] = []
+    collect(client, received, errors)
+    client.connect(sdk_parameters(session))
+    client.stream(audio_frames(session))
+    client.disconnect(terminate=True)
+    code, text = recorded_error(session)
+    assert [(error.code, str(error)) for error in errors] == [(code, text)]
+    expected = [(n, m) for n, m in expected_events(session) if n != "ErrorEvent"]
+    assert [n for n, _ in received] == [n for n, _ in expected]
+    assert received[1:] == expected[1:]
+
+
+def test_the_asyncio_sdk_gets_the_recorded_error(
+    fixture_server: Callable[[str], tuple[RecordedSession, str]],
+) -> None:
+    session, api_host = fixture_server("server-error-3005.jsonl")
+    errors: list[Any] = []
+    received: list[tuple[str, Any]] = []
+
+    async def main() -> None:
+        client = AsyncStreamingClient(StreamingClientOptions(api_key=API_KEY, api_host=api_host))
+        collect(client, received, errors)
+        await client.connect(sdk_parameters(session))
+        await client.stream(audio_frames(session))
+        await client.disconnect(terminate=True)
+
+    asyncio.run(main())
+    assert [(error.code, str(error)) for error in errors] == [(3005, "Server error")]
+    assert [n for n, _ in received] == ["BeginEvent", *["TurnEvent"] * (len(received) - 1)]
+    assert len(received) == len(expected_events(session)) - 1
+
+
+def test_the_sdk_with_a_wrong_key_gets_1008(
+    fixture_server: Callable[[str], tuple[RecordedSession, str]],
+) -> None:
+    session, api_host = fixture_server("synth-plain.jsonl")
+    client = StreamingClient(StreamingClientOptions(api_key="wrong", api_host=api_host))
+    received: list[tuple[str, Any]] = []
+    errors: list[Any] = []
+    collect(client, received, errors)
+    client.connect(sdk_parameters(session))
+    client.disconnect(terminate=True)
+    assert received == []
+    assert [(e.code, str(e)) for e in errors] == [
+        (1008, "Unauthorized connection: invalid API key or token")
+    ]
