@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -21,21 +20,10 @@ from aai_replay import (
     dumps_session,
     load_session,
 )
+from tests.synth._shared import NAMES, SESSIONS, assert_server_follows_audio
 
-ROOT = Path(__file__).resolve().parents[2]
-SESSIONS = ROOT / "fixtures" / "sessions"
+ROOT = SESSIONS.parents[1]
 
-NAMES = [
-    "universal-format-turns",
-    "universal-2026-formatted",
-    "u3-pro",
-    "language-detection",
-    "diarization",
-    "heartbeat",
-    "server-error-3005",
-    "inactivity-timeout",
-    "synth-plain",
-]
 # Sessions the server ended with an error: no Terminate, no Termination.
 FAILED = {"server-error-3005": 3005, "inactivity-timeout": 3006}
 
@@ -128,22 +116,7 @@ def test_every_fixture_has_a_plausible_client(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_server_messages_never_run_ahead_of_the_audio(name: str) -> None:
-    session = load(name)
-    sent_ms = 0.0
-    terminated = False
-    for entry in session.entries:
-        if isinstance(entry, ClientAudio):
-            sent_ms += entry.nbytes / 32
-        elif isinstance(entry, ClientMessage):
-            terminated = True
-        elif isinstance(entry, ServerMessage) and not terminated:
-            message = entry.message
-            if message["type"] == "Turn":
-                assert max(w["end"] for w in message["words"]) <= sent_ms
-            elif message["type"] == "SpeechStarted":
-                assert message["timestamp"] < sent_ms
-            elif message["type"] == "Heartbeat":
-                assert message["total_audio_received_ms"] <= sent_ms
+    assert_server_follows_audio(load(name))
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -47,6 +47,7 @@ from aai_replay._record import (
     session_path,
 )
 from aai_replay._server import open_replay_server
+from tests.synth._shared import NAMES
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sessions"
 KEY = "sk-test-4f1d9b0e-API-KEY"
@@ -156,20 +157,7 @@ def server_json(session: RecordedSession) -> list[dict[str, Any]]:
     return out
 
 
-REPLAYED = [
-    "universal-format-turns",
-    "universal-2026-formatted",
-    "u3-pro",
-    "language-detection",
-    "diarization",
-    "heartbeat",
-    "server-error-3005",
-    "inactivity-timeout",
-    "synth-plain",
-]
-
-
-@pytest.mark.parametrize("name", REPLAYED)
+@pytest.mark.parametrize("name", NAMES)
 @limited
 async def test_recording_a_replayed_session_reproduces_its_messages(
     name: str, tmp_path: Path

@@ -39,6 +39,7 @@ from aai_replay._synth import (
     detect_speech,
     synthesize,
 )
+from tests.synth._shared import assert_server_follows_audio
 
 # -- test audio: tones and silences at known places --------------------------------
 
@@ -596,19 +597,7 @@ def test_server_messages_follow_the_audio_they_depend_on(make_wav: MakeWav) -> N
     wav = make_wav("a.wav", [("silence", 150), ("tone", 700), ("silence", 300), ("tone", 900)])
     for style in ("universal", "u3"):
         session = synthesize(wav, "one two three four five six seven", model_style=style)
-        sent_ms = 0.0
-        terminated = False
-        for entry in session.entries:
-            if isinstance(entry, ClientAudio):
-                sent_ms += entry.nbytes / 32
-            elif isinstance(entry, ClientMessage):
-                terminated = True
-            elif isinstance(entry, ServerMessage) and not terminated:
-                message = entry.message
-                if message["type"] == "Turn":
-                    assert max(x["end"] for x in message["words"]) <= sent_ms
-                if message["type"] == "SpeechStarted":
-                    assert message["timestamp"] < sent_ms
+        assert_server_follows_audio(session)
 
 
 def test_same_input_gives_a_byte_identical_file(make_wav: MakeWav, tmp_path: Path) -> None:

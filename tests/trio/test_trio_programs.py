@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import sys
-import wave
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -24,6 +23,7 @@ from trio_websocket import WebSocketConnection, WebSocketRequest
 
 import aai_proto as aai
 from aai_proto import _cli
+from tests.trio.conftest import WavMaker
 
 KEY = "sk-test-SECRET-KEY-0123"
 TOKEN = "tok-SECRET-TOKEN-4567"
@@ -34,32 +34,6 @@ ERROR_3007 = aai.ServerError(
 EXAMPLE = Path(__file__).parents[2] / "examples" / "asyncio_client.py"
 
 Handler = Callable[[WebSocketRequest], Awaitable[None]]
-WavMaker = Callable[..., Path]  # what the make_wav fixture gives
-
-
-@pytest.fixture
-def make_wav(tmp_path: Path) -> WavMaker:
-    """Write a WAV file of ``seconds`` of one repeated sample (bytes 1, 2, ...); return its path."""
-
-    def make(
-        name: str = "speech.wav",
-        *,
-        seconds: float = 1.0,
-        rate: int = 16000,
-        channels: int = 1,
-        width: int = 2,
-    ) -> Path:
-        path = tmp_path / name
-        frames = round(seconds * rate)
-        sample = bytes(range(1, width + 1))
-        with wave.open(str(path), "wb") as wav:
-            wav.setnchannels(channels)
-            wav.setsampwidth(width)
-            wav.setframerate(rate)
-            wav.writeframes(sample * channels * frames)
-        return path
-
-    return make
 
 
 def turn(order: int, text: str, *, end: bool = False, formatted: bool = False) -> str:

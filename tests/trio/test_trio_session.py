@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-import wave
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from functools import partial
@@ -32,6 +31,7 @@ from aai_proto.trio import (
     open_session,
     read_wav_format,
 )
+from tests.trio.conftest import WavMaker
 
 KEY = "sk-test-SECRET-KEY-0123"
 TOKEN = "tok-SECRET-TOKEN-4567"
@@ -46,32 +46,6 @@ ERROR_3007 = aai.ServerError(
 )
 
 Handler = Callable[[WebSocketRequest], Awaitable[None]]
-WavMaker = Callable[..., Path]  # what the make_wav fixture gives
-
-
-@pytest.fixture
-def make_wav(tmp_path: Path) -> WavMaker:
-    """Write a WAV file of ``seconds`` of one repeated sample (bytes 1, 2, ...); return its path."""
-
-    def make(
-        name: str = "speech.wav",
-        *,
-        seconds: float = 1.0,
-        rate: int = 16000,
-        channels: int = 1,
-        width: int = 2,
-    ) -> Path:
-        path = tmp_path / name
-        frames = round(seconds * rate)
-        sample = bytes(range(1, width + 1))
-        with wave.open(str(path), "wb") as wav:
-            wav.setnchannels(channels)
-            wav.setsampwidth(width)
-            wav.setframerate(rate)
-            wav.writeframes(sample * channels * frames)
-        return path
-
-    return make
 
 
 def dump(event: aai.ServerEvent) -> str:
