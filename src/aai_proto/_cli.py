@@ -45,6 +45,9 @@ def _param(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected name=value, got {text!r}")
+    if name == "token":
+        # Never echo it back: it is a credential.
+        raise argparse.ArgumentTypeError("a token is not a parameter: give it with --token")
     return name, value
 
 

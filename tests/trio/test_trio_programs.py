@@ -272,6 +272,7 @@ async def test_stream_stops_when_standard_output_breaks(
     [
         (["--param", "vad_threshold=2"], 2, "aai-proto: error: Invalid 'vad_threshold': "),
         (["--param", "nonsense"], 2, "argument --param: expected name=value, got 'nonsense'"),
+        (["--param", f"token={TOKEN}"], 2, "a token is not a parameter: give it with --token"),
         (["--api-key", KEY, "--token", TOKEN], 2, "not allowed with argument --api-key"),
         (
             ["--param", "sample_rate=8000"],
