@@ -67,7 +67,6 @@ async def receive(ws: ClientConnection, client: aai.Client) -> aai.Termination |
     # The core turns the close into an event; its error is a StreamingError
     # carrying the server's Error message, if one came before the close.
     [closed] = client.connection_closed(ws.close_code or 1006, ws.close_reason or "")
-    assert isinstance(closed, aai.ConnectionClosed)
     if closed.error is not None:
         raise closed.error
     return None
