@@ -132,6 +132,15 @@ TRANSITIONS: Final[Mapping[State, Mapping[Input | type[ServerEvent], State]]] = 
 
 _NEEDS_BEGIN: Final = frozenset((*_SESSION, Termination))
 
+# The states in which send_audio is legal, STREAMING first: send_audio's fast path checks
+# membership here instead of looking the table up (it leaves the state as it is).
+_AUDIO_STATES: Final = tuple(
+    sorted(
+        (s for s, row in TRANSITIONS.items() if row.get(Input.SEND_AUDIO) is s),
+        key=lambda s: s is not State.STREAMING,
+    )
+)
+
 
 @final
 class Client:
@@ -151,6 +160,12 @@ class Client:
     ) -> None:
         self.params = params
         self._chunker = AudioChunker(AudioFormat.from_params(params), chunk_ms=chunk_ms, tail=tail)
+        # send_audio's fast path: the partial frame as the writes that make it up, their
+        # length, and the frame size (-1 for compressed audio, which is never cut). The
+        # chunker holds no partial frame while ``_parts`` does (see _feed_chunker).
+        self._parts: list[bytes] = []
+        self._held = 0
+        self._frame_bytes = self._chunker.frame_bytes or -1
         self._state = State.CONNECTING
         self._outgoing: list[bytes | str] = []
         self._begin: Begin | None = None
@@ -201,8 +216,46 @@ class Client:
 
     def send_audio(self, data: Buffer) -> None:
         """Queue audio. Any size is fine: it is cut into frames of ``chunk_ms``."""
+        # Strategy: small writes are the common case (sound cards hand over 10-50 ms at a
+        # time), and for them the calls are most of the cost. So the two cases that need
+        # no cutting are done here, without calling the chunker: a write that leaves the
+        # partial frame short is kept (a reference: no copy, no buffer to grow), and a
+        # write that completes exactly one frame queues it (joined with the writes
+        # before it, or as it is when there are none). Anything else goes through
+        # AudioChunker.feed. The frames are the same either way.
+        if type(data) is bytes and self._state in _AUDIO_STATES:
+            size = self._frame_bytes
+            total = self._held + len(data)
+            if total < size:
+                if data:  # an empty write must not linger in _parts
+                    self._parts.append(data)
+                    self._held = total
+                return
+            if total == size:
+                if self._held:
+                    parts = self._parts
+                    parts.append(data)
+                    data = b"".join(parts)
+                    parts.clear()
+                    self._held = 0
+                self._outgoing.append(data)
+                self._audio_bytes_sent += size
+                return
         self._transition(Input.SEND_AUDIO)
+        self._feed_chunker()
         self._queue_audio(self._chunker.feed(data))
+        # Keep the invariant: the partial frame, if any, goes back to the fast path.
+        rest = self._chunker._take_pending()
+        if rest:
+            self._parts.append(rest)
+            self._held = len(rest)
+
+    def _feed_chunker(self) -> None:
+        """Hand the fast path's partial frame to the chunker (it completes no frame)."""
+        if self._held:
+            self._chunker.feed(b"".join(self._parts))
+            self._parts.clear()
+            self._held = 0
 
     def force_endpoint(self) -> None:
         """Queue ``ForceEndpoint``: end the current turn now."""
@@ -235,14 +288,18 @@ class Client:
     def terminate(self) -> None:
         """Queue the audio tail, then ``Terminate``. No audio can follow."""
         target = self._transition(Input.TERMINATE)
+        self._feed_chunker()
         self._queue_audio(self._chunker.flush())
         self._outgoing.append(dump_client_message(Terminate()))
         self._state = target
 
     def data_to_send(self) -> list[bytes | str]:
         """Return the frames queued since the last call, in order, and forget them."""
-        out, self._outgoing = self._outgoing, []
-        return out
+        out = self._outgoing
+        if out:
+            self._outgoing = []
+            return out
+        return []
 
     # -- what the connection reports -------------------------------------------------
 

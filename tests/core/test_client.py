@@ -13,6 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from aai_proto import (
     TRANSITIONS,
+    AudioChunker,
     AudioFormat,
     Begin,
     Client,
@@ -37,7 +38,11 @@ from aai_proto import (
     UnknownMessage,
     dump_server_message,
 )
-from aai_proto.strategies import malformed_server_message_texts, server_message_texts
+from aai_proto.strategies import (
+    audio_writes,
+    malformed_server_message_texts,
+    server_message_texts,
+)
 
 BEGIN = dump_server_message(Begin(id="b-1", expires_at=1764000000))
 TURN = dump_server_message(
@@ -470,3 +475,93 @@ class ClientMachine(RuleBasedStateMachine):
 
 TestClientMachine = ClientMachine.TestCase
 TestClientMachine.settings = settings(max_examples=200, stateful_step_count=30)
+
+
+# -- send_audio's fast path gives the chunker's frames ---------------------------------
+
+
+@given(
+    writes=audio_writes(),
+    kinds=st.lists(st.sampled_from(["bytes", "bytearray", "memoryview"]), min_size=12),
+    encoding=st.sampled_from(["pcm_s16le", "pcm_mulaw", "opus"]),
+    sample_rate=st.sampled_from([8000, 16000, 22050]),
+    begun=st.booleans(),
+)
+def test_send_audio_frames_are_the_chunkers_whatever_the_writes(
+    writes: tuple[bytes, list[int]],
+    kinds: list[str],
+    encoding: str,
+    sample_rate: int,
+    begun: bool,
+) -> None:
+    data, sizes = writes
+    params = StreamingParams(sample_rate=sample_rate, encoding=encoding)  # type: ignore[arg-type]
+    client = Client(params)
+    if begun:
+        client.receive_message(BEGIN)
+    chunker = AudioChunker(AudioFormat.from_params(params))
+    expected: list[bytes | str] = []
+    sent: list[bytes | str] = []
+    pos = 0
+    for size, kind in zip(sizes, kinds, strict=False):
+        piece = data[pos : pos + size]
+        pos += size
+        write: bytes | bytearray | memoryview = (
+            piece
+            if kind == "bytes"
+            else bytearray(piece)
+            if kind == "bytearray"
+            else memoryview(piece)
+        )
+        expected += chunker.feed(piece)
+        client.send_audio(write)
+        sent += client.data_to_send()
+        assert client.audio_bytes_sent == sum(len(f) for f in expected)
+    client.terminate()
+    sent += client.data_to_send()[:-1]  # the last is Terminate
+    assert sent == expected + chunker.flush()
+
+
+def test_a_write_of_exactly_one_frame_is_sent_without_a_copy() -> None:
+    client = Client(StreamingParams(sample_rate=16000))
+    client.receive_message(BEGIN)
+    frame = bytes(range(200)) * 8
+    client.send_audio(frame)
+    [sent] = client.data_to_send()
+    assert sent is frame
+    assert client.data_to_send() == []
+
+
+def test_small_writes_that_complete_a_frame_make_it() -> None:
+    client = Client(StreamingParams(sample_rate=16000))
+    client.receive_message(BEGIN)
+    pieces = [bytes([i]) * 320 for i in range(5)]
+    for piece in pieces[:4]:
+        client.send_audio(piece)
+        assert client.data_to_send() == []
+    client.send_audio(pieces[4])
+    assert client.data_to_send() == [b"".join(pieces)]
+    assert client.audio_bytes_sent == 1600
+    client.send_audio(bytearray(b"\x09" * 1000))  # the slow path keeps the rest ...
+    client.send_audio(b"\x0a" * 600)  # ... for the fast path to complete
+    assert client.data_to_send() == [b"\x09" * 1000 + b"\x0a" * 600]
+
+
+def test_the_fast_path_refuses_audio_where_the_table_does() -> None:
+    client = Client(StreamingParams(sample_rate=16000))
+    client.terminate()
+    for data in (b"\x01" * 10, FRAME):
+        with pytest.raises(LocalProtocolError, match="can't send_audio in state TERMINATING"):
+            client.send_audio(data)
+    assert client.state is State.TERMINATING
+
+
+def test_empty_writes_leave_nothing_behind() -> None:
+    client = new_client()
+    for _ in range(100):
+        client.send_audio(b"")
+        client.send_audio(FRAME)
+    assert client.data_to_send() == [FRAME] * 100
+    assert client._parts == []
+    client.terminate()
+    assert client.data_to_send() == ['{"type":"Terminate"}']
