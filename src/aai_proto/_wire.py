@@ -1,18 +1,30 @@
 """Parsing and serialising messages: JSON text <-> events and client messages.
 
-Strategy: one strict ``cattrs`` converter, made by a factory (never the global
-one). Its hooks for ``int``, ``float``, ``str`` and ``bool`` refuse to coerce: a
-string where an int belongs is an error, an int may stand for a float, a bool is
-never a number. Parsing first runs a converter without detailed validation (fast);
-only when that fails is the message run again through a detailed one, to say where
-and what is wrong. Every failure leaves as ``RemoteProtocolError``.
+Strategy: parsing a server message has a fast path and a reference path that
+agree on every input (a differential Hypothesis test checks it).
+
+* The reference is one strict ``cattrs`` converter with detailed validation, made
+  by a factory (never the global one). Its hooks for ``int``, ``float``, ``str``
+  and ``bool`` refuse to coerce: a string where an int belongs is an error, an int
+  may stand for a float, a bool is never a number. It only runs when the fast path
+  refused a message, to say where and what is wrong.
+* The fast path decodes with the standard ``json`` module, then structures with
+  functions generated per event class from its ``attrs`` fields: the same strict
+  checks, written out as plain code (no hook dispatch), and instances built by
+  setting the slots directly (the classes have no validators or converters, which
+  the generator checks). With ``msgspec`` installed (``aai-proto[fast]``), a
+  decoder that builds the events straight from the text runs first (see
+  ``_accel``); whatever it does not accept takes the path above.
+
+Every failure leaves as ``RemoteProtocolError``.
 """
 
 from __future__ import annotations
 
 import json
+import types
 from collections.abc import Callable
-from typing import Any, Final, TypeVar, get_args, get_origin
+from typing import Any, Final, get_args, get_origin, get_type_hints
 
 import attrs
 import cattrs
@@ -63,8 +75,6 @@ _CLIENT_TYPES: Final[dict[str, type[Any]]] = {
     cls.type: cls for cls in (Terminate, ForceEndpoint, KeepAlive, UpdateConfiguration)
 }
 
-_T = TypeVar("_T")
-
 
 def _shown(value: object) -> str:
     text = repr(value)
@@ -81,7 +91,10 @@ def _strict_float(v: Any, _: Any) -> float:
     if type(v) is float:
         return v
     if type(v) is int:
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:
+            raise ValueError(f"number out of range, got {_shown(v)}") from None
     raise ValueError(f"expected a number, got {_shown(v)}")
 
 
@@ -175,26 +188,171 @@ def _format_exception(exc: BaseException, _: Any) -> str:
     return str(exc)
 
 
-def _structure(data: dict[str, Any], cls: type[_T], what: str) -> _T:
-    try:
-        return _FAST.structure(data, cls)
-    except (ValueError, TypeError, KeyError, AttributeError, cattrs.BaseValidationError):
-        pass
+def _problems(exc: cattrs.BaseValidationError) -> str:
+    return "; ".join(cattrs.transform_error(exc, format_exception=_format_exception))
+
+
+def _detailed_error(data: dict[str, Any], cls: type[Any], what: str) -> RemoteProtocolError:
+    """The error for a message the fast path refused: what is wrong, and where."""
     try:
         _DETAILED.structure(data, cls)
     except cattrs.BaseValidationError as exc:
-        problems = "; ".join(cattrs.transform_error(exc, format_exception=_format_exception))
-        raise RemoteProtocolError(f"malformed {what} message: {problems}") from None
-    raise AssertionError("the fast and the detailed converter disagree")  # pragma: no cover
+        return RemoteProtocolError(f"malformed {what} message: {_problems(exc)}")
+    raise AssertionError("the fast and the detailed structuring disagree")  # pragma: no cover
 
 
-def parse_server_message(text: str | bytes) -> ServerEvent:
-    """Parse one server text frame into its event.
+# -- the generated structuring functions ------------------------------------------------
+#
+# Strategy: for each event class, Python source that checks and reads every field in
+# turn and builds the instance by setting its slots (what the attrs ``__init__`` does,
+# without the keyword-argument call). Any problem raises ``_Refused`` (or ``KeyError``
+# for a missing field); the caller then asks the detailed converter what is wrong.
 
-    A message of an unknown ``type`` becomes :class:`UnknownMessage`; an object
-    with no ``type`` but an ``error`` string is the legacy form of ``Error``.
-    Raises :class:`RemoteProtocolError` for anything else that is not a valid
-    message: bad JSON, not an object, a missing field, a value of the wrong type.
+_StructureFn = Callable[[Any], Any]
+
+
+class _Refused(Exception):
+    """A value the fast structuring does not take; the detailed converter says why."""
+
+
+_PRIMITIVE_CHECKS: Final[dict[Any, str]] = {
+    int: "if type({v}) is not int: raise _Refused",
+    str: "if type({v}) is not str: raise _Refused",
+    bool: "if type({v}) is not bool: raise _Refused",
+    float: (
+        "if type({v}) is not float:\n"
+        "    if type({v}) is int: {v} = float({v})\n"
+        "    else: raise _Refused"
+    ),
+}
+
+
+def _plain_class(cls: type[Any]) -> bool:
+    """Whether setting the slots builds the same instance as calling ``cls``."""
+    names = {a.name for a in attrs.fields(cls)}
+    return (
+        "__slots__" in cls.__dict__
+        and set(cls.__dict__["__slots__"]) <= names | {"__weakref__"}
+        and not hasattr(cls, "__attrs_pre_init__")
+        and not hasattr(cls, "__attrs_post_init__")
+        and all(
+            a.validator is None
+            and a.converter is None
+            and a.on_setattr is None
+            and a.init
+            and isinstance(cls.__dict__.get(a.name), types.MemberDescriptorType)
+            for a in attrs.fields(cls)
+        )
+    )
+
+
+class _Generator:
+    """Generates (and caches) the structuring function of each attrs class."""
+
+    def __init__(self) -> None:
+        self._fns: dict[type[Any], _StructureFn] = {}
+
+    def get(self, cls: type[Any]) -> _StructureFn:
+        fn = self._fns.get(cls)
+        if fn is None:
+            fn = self._fns[cls] = self._generate(cls)
+        return fn
+
+    def _check(self, t: Any, v: str, env: dict[str, Any], lines: list[str], indent: str) -> None:
+        """Append the lines that check (and convert) the value in variable ``v``."""
+        args = get_args(t)
+        if t is Any:
+            return
+        if t in _PRIMITIVE_CHECKS:
+            lines.extend(indent + line for line in _PRIMITIVE_CHECKS[t].format(v=v).split("\n"))
+        elif isinstance(t, type) and attrs.has(t):
+            env[f"_s_{t.__name__}"] = self.get(t)
+            lines.append(f"{indent}{v} = _s_{t.__name__}({v})")
+        elif type(None) in args and len(args) == 2:
+            inner = args[0] if args[1] is type(None) else args[1]
+            lines.append(f"{indent}if {v} is not None:")
+            self._check(inner, v, env, lines, indent + "    ")
+        elif _is_homogeneous_tuple(t) and attrs.has(args[0]):
+            # The hot loop (a Turn's words): a comprehension, one call per item.
+            env[f"_s_{args[0].__name__}"] = self.get(args[0])
+            lines.append(f"{indent}if type({v}) is not list: raise _Refused")
+            lines.append(f"{indent}{v} = tuple([_s_{args[0].__name__}(x) for x in {v}])")
+        elif _is_homogeneous_tuple(t):  # pragma: no cover - no event has one (yet)
+            item = f"{v}_i"
+            lines.append(f"{indent}if type({v}) is not list: raise _Refused")
+            lines.append(f"{indent}{v}_l = []")
+            lines.append(f"{indent}for {item} in {v}:")
+            self._check(args[0], item, env, lines, indent + "    ")
+            lines.append(f"{indent}    {v}_l.append({item})")
+            lines.append(f"{indent}{v} = tuple({v}_l)")
+        else:  # pragma: no cover - every field type of the events is handled above
+            raise TypeError(f"no fast structuring for {t!r}")
+
+    def _generate(self, cls: type[Any]) -> _StructureFn:
+        hints = get_type_hints(cls)
+        plain = _plain_class(cls)
+        env: dict[str, Any] = {"_Refused": _Refused, "_cls": cls, "_new": object.__new__}
+        lines = ["def structure(d):", "    if type(d) is not dict: raise _Refused"]
+        names = []
+        for i, a in enumerate(attrs.fields(cls)):
+            v = f"v{i}"
+            names.append((a.name, v))
+            default = a.default
+            if default is attrs.NOTHING:
+                lines.append(f"    {v} = d[{a.name!r}]")
+                self._check(hints[a.name], v, env, lines, "    ")
+            elif default is None:
+                lines.append(f"    {v} = d.get({a.name!r})")
+                self._check(hints[a.name], v, env, lines, "    ")
+            else:
+                env[f"_d{i}"] = default
+                lines.append(f"    if {a.name!r} in d:")
+                lines.append(f"        {v} = d[{a.name!r}]")
+                self._check(hints[a.name], v, env, lines, "        ")
+                lines.append("    else:")
+                lines.append(f"        {v} = _d{i}")
+            if plain:  # pragma: no branch - the events are all plain
+                env[f"_set{i}"] = cls.__dict__[a.name].__set__
+        if plain:
+            lines.append("    o = _new(_cls)")
+            lines.extend(f"    _set{i}(o, {v})" for i, (_, v) in enumerate(names))
+            lines.append("    return o")
+        else:  # pragma: no cover - the events are all plain
+            lines.append("    return _cls(" + ", ".join(f"{n}={v}" for n, v in names) + ")")
+        source = "\n".join(lines) + "\n"
+        exec(compile(source, f"<aai_proto structure {cls.__name__}>", "exec"), env)
+        fn: _StructureFn = env["structure"]
+        return fn
+
+
+_GENERATOR: Final = _Generator()
+_STRUCTURE: Final[dict[str, _StructureFn]] = {
+    kind: _GENERATOR.get(cls) for kind, cls in _SERVER_TYPES.items()
+}
+
+
+def _parse_pure(text: str | bytes) -> ServerEvent:
+    """Parse with the standard ``json`` and the generated structuring functions."""
+    data = _load_object(text, "server message")
+    kind = data.get("type")
+    if "type" not in data and "error" in data:
+        kind = ServerError.type
+    if type(kind) is not str:
+        raise RemoteProtocolError(f"server message has no string 'type': {_shown(kind)}")
+    structure = _STRUCTURE.get(kind)
+    if structure is None:
+        return UnknownMessage(type=kind, data=data)
+    try:
+        event: ServerEvent = structure(data)
+    except (_Refused, KeyError, OverflowError):
+        raise _detailed_error(data, _SERVER_TYPES[kind], kind) from None
+    return event
+
+
+def _parse_reference(text: str | bytes) -> ServerEvent:
+    """Parse with the standard ``json`` and the detailed ``cattrs`` converter alone.
+
+    The slow, obviously right way; the tests check the fast paths against it.
     """
     data = _load_object(text, "server message")
     kind = data.get("type")
@@ -205,8 +363,40 @@ def parse_server_message(text: str | bytes) -> ServerEvent:
     cls = _SERVER_TYPES.get(kind)
     if cls is None:
         return UnknownMessage(type=kind, data=data)
-    event: ServerEvent = _structure(data, cls, kind)
+    try:
+        event: ServerEvent = _DETAILED.structure(data, cls)
+    except cattrs.BaseValidationError as exc:
+        raise RemoteProtocolError(f"malformed {kind} message: {_problems(exc)}") from None
     return event
+
+
+_ACCELERATED: Callable[[str | bytes], ServerEvent | None] | None
+try:
+    from ._accel import parse_server_message as _ACCELERATED
+except ImportError:  # pragma: no cover - depends on what is installed
+    _ACCELERATED = None
+
+BACKENDS: Final[dict[str, Callable[[str | bytes], ServerEvent]]] = {"json": _parse_pure}
+"""Each way of parsing, by name; ``msgspec`` when it is installed. For tests and benchmarks."""
+
+
+def parse_server_message(text: str | bytes) -> ServerEvent:
+    """Parse one server text frame into its event.
+
+    A message of an unknown ``type`` becomes :class:`UnknownMessage`; an object
+    with no ``type`` but an ``error`` string is the legacy form of ``Error``.
+    Raises :class:`RemoteProtocolError` for anything else that is not a valid
+    message: bad JSON, not an object, a missing field, a value of the wrong type.
+    """
+    if _ACCELERATED is not None:  # pragma: no branch - depends on what is installed
+        event = _ACCELERATED(text)
+        if event is not None:
+            return event
+    return _parse_pure(text)
+
+
+if _ACCELERATED is not None:  # pragma: no branch - depends on what is installed
+    BACKENDS["msgspec"] = parse_server_message
 
 
 def dump_server_message(event: ServerEvent) -> str:
