@@ -172,10 +172,27 @@ def server_events() -> st.SearchStrategy[ServerEvent]:
     )
 
 
+def _field_names(cls: type) -> set[str]:
+    return {a.name for a in attrs.fields(cls)} if attrs.has(cls) else set()
+
+
+# The names a message may use: an "unknown" key must be none of them, or an optional
+# field left out (an UpdateConfiguration without format_turns) could come back as
+# noise with a value of the wrong type (Hypothesis also draws names from our source).
+_KNOWN_KEYS = frozenset(
+    {"type", "error"}.union(
+        *(_field_names(cls) for cls in (*_SERVER_TYPES.values(), *_CLIENT_TYPES.values())),
+        _field_names(Word),
+        _field_names(StreamingParams),
+    )
+)
+
+
 def _with_noise(text: str, draw: st.DrawFn) -> str:
     """Reorder the keys of a JSON object and add unknown ones, as newer servers do."""
     data = json.loads(text)
-    extra = draw(st.dictionaries(st.text(min_size=1, max_size=12), _json, max_size=3))
+    unknown = st.text(min_size=1, max_size=12).filter(lambda k: k not in _KNOWN_KEYS)
+    extra = draw(st.dictionaries(unknown, _json, max_size=3))
     merged = {**{k: v for k, v in extra.items() if k not in data}, **data}
     keys = draw(st.permutations(list(merged)))
     return json.dumps(
