@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
@@ -142,6 +143,13 @@ def _parser() -> argparse.ArgumentParser:
         "--api-key",
         help=f"require this API key (Authorization header or token query); "
         f"default: ${_API_KEY_ENV} if set, else none",
+    )
+    serve.add_argument(
+        "--timing-log",
+        type=Path,
+        metavar="FILE",
+        help="for benchmarks: write a line per server message sent, 'CONNECTION GATE_OPENED "
+        "SENT' (seconds since the connection opened)",
     )
     _add_replay_options(serve)
 
@@ -280,10 +288,21 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     except ValueError as exc:
         raise _Failure(str(exc)) from None
 
-    try:
-        _run_until_signal(server.serve, lambda started: started.url, out)
-    except OSError as exc:
-        raise _Failure(f"can't listen on {args.host}:{args.port}: {exc.strerror}") from None
+    with contextlib.ExitStack() as stack:
+        if args.timing_log is not None:
+            try:
+                log = stack.enter_context(args.timing_log.open("w", encoding="utf-8"))
+            except OSError as exc:
+                raise _Failure(f"can't write {str(args.timing_log)!r}: {exc.strerror}") from None
+
+            def timing(connection: int, gate_opened: float, sent: float) -> None:
+                log.write(f"{connection} {gate_opened:.6f} {sent:.6f}\n")
+
+            server.timing = timing
+        try:
+            _run_until_signal(server.serve, lambda started: started.url, out)
+        except OSError as exc:
+            raise _Failure(f"can't listen on {args.host}:{args.port}: {exc.strerror}") from None
     return 0
 
 

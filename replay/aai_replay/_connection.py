@@ -196,13 +196,25 @@ class ReplayConnection:
             return []
         return self._faults.pop(now)
 
+    def data_to_send_timed(self, now: float) -> list[tuple[float, Action]]:
+        """Like :meth:`data_to_send`, each action with the time its gates opened.
+
+        That is the time it fell due (``delay`` included), which a busy server may
+        pass before it gets to send it.
+        """
+        if self._closed_by_client:
+            return []
+        return self._faults.pop_timed(now)
+
     def next_deadline(self) -> float | None:
         """When to call :meth:`advance` and :meth:`data_to_send` if no frame comes first."""
+        # Called for every frame the client sends (see _server._Wakeup): no lists.
         if self.finished:
             return None
-        times = [self._faults.next_deadline()]
+        due = self._faults.next_deadline()
         replay = self._active()
         if replay is not None:
-            times.append(replay.next_deadline())
-        due = [t for t in times if t is not None]
-        return min(due) if due else None
+            t = replay.next_deadline()
+            if t is not None and (due is None or t < due):
+                due = t
+        return due

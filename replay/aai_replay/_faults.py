@@ -145,59 +145,65 @@ class FaultStage:
         """When :meth:`pop` next has something to return, if nothing else happens."""
         if self._finished:
             return None
-        times = []
-        if self._queue:
-            times.append(self._queue[0][0])
-        if self.faults.drop_after_seconds is not None:
-            times.append(self.faults.drop_after_seconds)
-        return min(times) if times else None
+        due = self._queue[0][0] if self._queue else None
+        drop = self.faults.drop_after_seconds
+        if drop is not None and (due is None or drop < due):
+            due = drop
+        return due
 
     def pop(self, now: float) -> list[Action]:
         """Return the actions due by ``now``, in order."""
-        out: list[Action] = []
+        return [action for _, action in self.pop_timed(now)]
+
+    def pop_timed(self, now: float) -> list[tuple[float, Action]]:
+        """Like :meth:`pop`, each action with the time it fell due (``now`` for faults)."""
+        out: list[tuple[float, Action]] = []
         if self._finished:
             return out
-        self._inject(out)
+        self._inject(out, now)
         drop_at = self.faults.drop_after_seconds
         while not self._finished:
             due_drop = drop_at is not None and drop_at <= now
             if self._queue and self._queue[0][0] <= now:
                 due, action = self._queue[0]
                 if due_drop and drop_at is not None and drop_at < due:
-                    self._finish(out, Abort())
+                    self._finish(out, Abort(), drop_at)
                     break
                 self._queue.popleft()
                 if isinstance(action, Send):
-                    out.append(action)
+                    out.append((due, action))
                     self._messages += 1
-                    self._inject(out)
+                    self._inject(out, now)
                 else:
-                    self._finish(out, action)
+                    self._finish(out, action, due)
             else:
                 if due_drop:
-                    self._finish(out, Abort())
+                    assert drop_at is not None
+                    self._finish(out, Abort(), drop_at)
                 break
         return out
 
-    def _finish(self, out: list[Action], action: Action) -> None:
-        out.append(action)
+    def _finish(self, out: list[tuple[float, Action]], action: Action, due: float) -> None:
+        out.append((due, action))
         self._finished = True
         self._queue.clear()
 
-    def _inject(self, out: list[Action]) -> None:
+    def _inject(self, out: list[tuple[float, Action]], now: float) -> None:
         """Add the faults due at the current message count."""
         faults = self.faults
         if self._raw_pending and self._messages == faults.raw_after:
             self._raw_pending = False
             assert faults.raw is not None
-            out.append(Send(faults.raw))
+            out.append((now, Send(faults.raw)))
         if self._error_pending and self._messages == faults.error_after:
             self._error_pending = False
             text = faults.error_message()
             assert text is not None
             assert faults.error_code is not None
-            out.append(Send(text))
-            self._finish(out, CloseConnection(faults.error_code, close_reason(ERROR_CLOSE_REASON)))
+            out.append((now, Send(text)))
+            self._finish(
+                out, CloseConnection(faults.error_code, close_reason(ERROR_CLOSE_REASON)), now
+            )
             return
         if faults.drop_after_messages == self._messages:
-            self._finish(out, Abort())
+            self._finish(out, Abort(), now)

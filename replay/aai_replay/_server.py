@@ -17,7 +17,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final, final
 from urllib.parse import urlsplit
@@ -39,6 +39,9 @@ logger = logging.getLogger("aai_replay")
 MAX_MESSAGE_SIZE: Final = 1 << 20
 """The largest frame a client may send (1 MiB: over 30 s of 16 kHz PCM)."""
 _QUEUE_SIZE: Final = 4
+
+Timing = Callable[[int, float, float], None]
+"""``timing(connection, gate_opened, sent)``: see :class:`ReplayServer`."""
 _HANDSHAKE_TIMEOUT: Final = 10.0
 _CLOSE_TIMEOUT: Final = 5.0
 
@@ -54,16 +57,39 @@ def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+_BUSY: Final = object()
+"""What the writer waits for while it is not waiting: anything wakes it."""
+
+
 @final
 class _Wakeup:
-    """Wakes the writer loop when the reader has fed the connection a frame."""
+    """Wakes the writer loop when the reader has fed the connection a frame.
+
+    Strategy: most audio frames change nothing the writer waits for (no message
+    falls due, no deadline moves), and waking it for each costs a task switch and a
+    cancel scope per frame. So while the writer waits, the reader wakes it only when
+    the connection's next deadline differs from the one it waits for or the
+    connection finished; while the writer is busy (sending), every frame wakes it,
+    so that it looks again before it waits.
+    """
 
     def __init__(self) -> None:
         self.event = trio.Event()
+        self.waiting_for: float | object | None = _BUSY
 
     def renew(self) -> trio.Event:
         self.event = trio.Event()
+        self.waiting_for = _BUSY
         return self.event
+
+    def poke(self, connection: ReplayConnection) -> None:
+        """The reader fed ``connection`` a frame: wake the writer if that may matter."""
+        if (
+            self.waiting_for is _BUSY
+            or connection.finished
+            or connection.next_deadline() != self.waiting_for
+        ):
+            self.event.set()
 
 
 @final
@@ -76,6 +102,11 @@ class ReplayServer:
     nursery (``await nursery.start(server.serve)``) or use
     :func:`open_replay_server`; :meth:`serve_stream` serves one connection over
     any trio stream (such as one end of ``trio.testing.memory_stream_pair()``).
+
+    ``timing``, if given, is called after each server message is sent with the
+    connection's number (from 1), the time the message's gates opened and the time
+    it was sent, in seconds since the connection opened: the server's lateness, for
+    benchmarks. Off by default.
     """
 
     def __init__(
@@ -90,6 +121,7 @@ class ReplayServer:
         api_key: str | None = None,
         faults: Faults | None = None,
         max_message_size: int = MAX_MESSAGE_SIZE,
+        timing: Timing | None = None,
     ) -> None:
         if not isinstance(session, RecordedSession):
             session = load_session(Path(session))
@@ -105,6 +137,7 @@ class ReplayServer:
         self.host = host
         self._port = port
         self.max_message_size = max_message_size
+        self.timing = timing
         self.connections = 0
         """Connections served so far."""
         self._listening = False
@@ -189,19 +222,23 @@ class ReplayServer:
         def now() -> float:
             return trio.current_time() - opened
 
+        def sent(gate_opened: float) -> None:
+            if self.timing is not None:
+                self.timing(number, gate_opened, now())
+
         async def read() -> None:
             try:
                 while True:
                     message = await ws.get_message()
                     connection.receive_message(message, now())
-                    wakeup.event.set()
+                    wakeup.poke(connection)
             except ConnectionClosed:
                 connection.client_closed()
                 wakeup.event.set()
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read)
-            await self._write(ws, stream, connection, wakeup, opened, now)
+            await self._write(ws, stream, connection, wakeup, opened, now, sent)
             nursery.cancel_scope.cancel()
         closed = ws.closed
         # int(): wsproto gives an IntEnum, which Python 3.10 formats by name.
@@ -214,16 +251,18 @@ class ReplayServer:
         connection: ReplayConnection,
         wakeup: _Wakeup,
         opened: float,
-        now: Any,
+        now: Callable[[], float],
+        sent: Callable[[float], None],
     ) -> None:
         while True:
             event = wakeup.renew()
-            for action in connection.data_to_send(now()):
+            for due, action in connection.data_to_send_timed(now()):
                 if isinstance(action, Send):
                     try:
                         await ws.send_message(action.data)
                     except ConnectionClosed:
                         return
+                    sent(due)
                 elif isinstance(action, CloseConnection):
                     await self._close(ws, action)
                     return
@@ -234,6 +273,7 @@ class ReplayServer:
             if connection.finished:
                 return
             deadline = connection.next_deadline()
+            wakeup.waiting_for = deadline
             with trio.move_on_at(opened + deadline if deadline is not None else math.inf):
                 await event.wait()
             connection.advance(now())

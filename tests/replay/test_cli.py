@@ -120,6 +120,36 @@ def test_serve_prints_its_url_then_serves_until_a_signal(
     assert stderr == ""
 
 
+def test_serve_writes_a_timing_log_when_asked(
+    serve: list[subprocess.Popen[str]],
+    command_env: dict[str, str],
+    sessions_dir: Path,
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "timing.log"
+    session = sessions_dir / "synth-plain.jsonl"
+    process, url = start(serve, ["serve", str(session), "--timing-log", str(log)], command_env)
+    with connect(url + QUERY) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "Begin"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    [line] = log.read_text().splitlines()
+    connection, gate_opened, sent = line.split()
+    assert connection == "1"
+    assert 0 <= float(gate_opened) <= float(sent)
+
+
+def test_serve_reports_a_timing_log_it_cannot_write(
+    sessions_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = str(sessions_dir / "synth-plain.jsonl")
+    args = ["serve", session, "--timing-log", str(tmp_path / "no" / "such" / "dir.log")]
+    status, _ = run_captured(args)
+    assert status != 0
+    assert "can't write" in capsys.readouterr().err
+
+
 def test_serve_takes_the_replay_and_fault_options(
     serve: list[subprocess.Popen[str]], command_env: dict[str, str], sessions_dir: Path
 ) -> None:

@@ -190,3 +190,18 @@ def test_the_stage_keeps_order_and_ends_once(pushes: list[float], faults: Faults
         assert stage.finished
     else:
         assert len(originals) == len(pushes)
+
+
+def test_pop_timed_gives_each_action_the_time_it_fell_due() -> None:
+    stage = FaultStage(Faults(delay=0.25, raw="raw", raw_after=1))
+    stage.push(Send("a"), 0.0)
+    stage.push(Send("b"), 0.1)
+    assert stage.pop_timed(0.2) == []
+    assert stage.pop_timed(0.5) == [
+        (0.25, Send("a")),
+        (0.5, Send("raw")),  # an injected frame is due when it is injected
+        (pytest.approx(0.35), Send("b")),
+    ]
+    stage = FaultStage(Faults(drop_after_seconds=1.0))
+    stage.push(Send("a"), 2.0)
+    assert stage.pop_timed(3.0) == [(1.0, Abort())]

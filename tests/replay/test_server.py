@@ -444,3 +444,25 @@ async def test_a_client_that_never_finishes_its_handshake_is_let_go(
     assert trio.current_time() - start == pytest.approx(10)
     with pytest.raises(trio.BrokenResourceError):
         await client.send_all(b"GET / HTTP/1.1\r\n")
+
+
+async def test_timing_reports_when_each_message_was_due_and_sent(
+    basic_session: RecordedSession, autojump_clock: trio.testing.MockClock
+) -> None:
+    times: list[tuple[int, float, float]] = []
+    server = ReplayServer(
+        basic_session, faults=Faults(delay=0.5), timing=lambda *t: times.append(t)
+    )
+    async with trio.open_nursery() as nursery:
+        ws = await memory_connection(server, nursery)
+        messages, _, _ = await exchange(ws, session_frames(basic_session))
+    sent = [m for m in messages if isinstance(m, dict)]
+    assert len(times) == len(sent) > 1
+    assert {number for number, _, _ in times} == {1}
+    for _, due, at in times:
+        assert due >= 0.5  # the gates opened, then the delay passed
+        assert at == pytest.approx(due, abs=0.01)  # and nothing held the server back
+
+
+async def test_timing_is_off_by_default(basic_session: RecordedSession) -> None:
+    assert ReplayServer(basic_session).timing is None

@@ -314,7 +314,6 @@ class Session(trio.abc.AsyncResource):
                     # trio-websocket's codes may be IntEnum members: keep plain ints.
                     code, text = (int(reason.code), reason.reason or "") if reason else (1006, "")
                     [closed] = self._client.connection_closed(code, text)
-                    assert isinstance(closed, ConnectionClosed)
                     self._closed = closed
                     # A close this side made (aclose, a broken send) is no failure.
                     if closed.error is not None and not (self._closing or self._broken):
