@@ -1,6 +1,6 @@
 """Developer tasks for aai-proto.
 
-``nox -s tests lint typecheck`` is the full check CI runs; ``nox -s demo`` is the
+``nox -s tests pure lint typecheck`` is the full check CI runs; ``nox -s demo`` is the
 main job; ``nox -l`` lists every session.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "pure", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_external_run = True
 
@@ -31,11 +31,21 @@ def tests(session: nox.Session) -> None:
     (``aai_replay`` is reported beside it). Extra arguments go to pytest,
     e.g. ``nox -s tests -- -k chunk``.
     """
-    session.install("-e", ".[trio,hypothesis]", *TEST_DEPS)
+    session.install("-e", ".[trio,hypothesis,fast]", *TEST_DEPS)
     session.run("coverage", "erase")
     session.run("python", "-bb", "-m", "coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "report", "--include=src/aai_proto/*", "--fail-under=95")
     session.run("coverage", "report", "--include=replay/aai_replay/*", "--fail-under=0")
+
+
+@nox.session
+def pure(session: nox.Session) -> None:
+    """Run the tests without the ``fast`` extra: the core as it is with only attrs and cattrs.
+
+    The tests that need msgspec skip; everything else must pass on the pure-Python parser.
+    """
+    session.install("-e", ".[trio,hypothesis]", *TEST_DEPS)
+    session.run("python", "-bb", "-m", "pytest", "-q", *session.posargs)
 
 
 @nox.session
@@ -49,8 +59,20 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Type-check the packages, tests and examples with ``mypy --strict``."""
-    session.install("-e", ".[trio,hypothesis]", "mypy>=1.10", "nox", *TEST_DEPS)
+    session.install("-e", ".[trio,hypothesis,fast]", "mypy>=1.10", "nox", *TEST_DEPS)
     session.run("mypy", "--strict")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks in ``bench/``: print one table and write ``bench/results.json``.
+
+    Not part of the default sessions: these measure, they don't test (a missed target
+    is reported, not a failure). Takes a few minutes. Extra arguments go to
+    ``bench/run.py``, e.g. ``nox -s bench -- --only B1,B3`` or ``-- --quick``.
+    """
+    session.install("-e", ".[trio,fast]", "assemblyai>=0.40")
+    session.run("python", "bench/run.py", *session.posargs)
 
 
 @nox.session
