@@ -33,6 +33,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from _common import row
+
 from aai_proto import parse_server_message
 from aai_proto._wire import BACKENDS, _parse_reference
 
@@ -229,27 +231,6 @@ def measure(texts: list[str], repeats: int, passes: int) -> dict[str, float]:
     return {name: len(texts) * passes / statistics.median(ts) for name, ts in times.items()}
 
 
-def _row(
-    name: str,
-    value: float,
-    unit: str,
-    target: str,
-    met: bool | None,
-    baseline: float | None = None,
-    baseline_name: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "value": value,
-        "unit": unit,
-        "baseline": baseline,
-        "baseline_name": baseline_name,
-        "ratio": value / baseline if baseline else None,
-        "target": target,
-        "met": met,
-    }
-
-
 def _rows(label: str, rates: dict[str, float]) -> list[dict[str, Any]]:
     rows = []
     sdk = {k: v for k, v in rates.items() if k.startswith("SDK ")}
@@ -261,31 +242,31 @@ def _rows(label: str, rates: dict[str, float]) -> list[dict[str, Any]]:
         if best is not None:
             ratio = rate / sdk[best]
             rows.append(
-                _row(
+                row(
                     f"{label}: {name}",
                     rate,
                     "msgs/s",
                     f">= {TARGET}x the SDK",
                     ratio >= TARGET,
-                    sdk[best],
-                    best,
+                    baseline=sdk[best],
+                    baseline_name=best,
                 )
             )
         else:  # pragma: no cover - without the SDK
-            rows.append(_row(f"{label}: {name}", rate, "msgs/s", "(SDK not installed)", None))
+            rows.append(row(f"{label}: {name}", rate, "msgs/s", "(SDK not installed)", None))
         rows.append(
-            _row(
+            row(
                 f"{label}: {name} vs json.loads alone",
                 rate,
                 "msgs/s",
                 "report the fraction",
                 None,
-                loads,
-                "json.loads alone",
+                baseline=loads,
+                baseline_name="json.loads alone",
             )
         )
     for name in ("json.loads alone", *sdk):
-        rows.append(_row(f"{label}: {name}", rates[name], "msgs/s", "reference", None))
+        rows.append(row(f"{label}: {name}", rates[name], "msgs/s", "reference", None))
     return rows
 
 

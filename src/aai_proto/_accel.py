@@ -37,18 +37,7 @@ from typing import Any, Final
 
 import msgspec
 
-from ._events import (
-    Begin,
-    Heartbeat,
-    ServerError,
-    ServerEvent,
-    ServerWarning,
-    Silence,
-    SpeakerRevision,
-    SpeechStarted,
-    Termination,
-    Turn,
-)
+from ._events import MESSAGE_TYPES, LLMGatewayResponse, ServerEvent
 
 __all__ = ["parse_server_message"]
 
@@ -66,19 +55,9 @@ class _Head(msgspec.Struct):
 
 
 _HEAD: Final = msgspec.json.Decoder(_Head)
+# Every known type but LLMGatewayResponse, whose ``data`` is any JSON: the pure path takes it.
 _DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
-    cls.type: msgspec.json.Decoder(cls)
-    for cls in (
-        Begin,
-        Turn,
-        SpeechStarted,
-        Termination,
-        ServerError,
-        ServerWarning,
-        Heartbeat,
-        Silence,
-        SpeakerRevision,
-    )
+    cls.type: msgspec.json.Decoder(cls) for cls in MESSAGE_TYPES if cls is not LLMGatewayResponse
 }
 
 _DIGITS: Final = frozenset("0123456789")

@@ -217,6 +217,20 @@ class ConnectionClosed:
     error: StreamingError | None = None
 
 
+MESSAGE_TYPES: tuple[type[Any], ...] = (
+    Begin,
+    Turn,
+    SpeechStarted,
+    Termination,
+    ServerError,
+    ServerWarning,
+    Heartbeat,
+    Silence,
+    SpeakerRevision,
+    LLMGatewayResponse,
+)
+"""The event class of every server message type this version knows (each has ``type``)."""
+
 ServerEvent = (
     Begin
     | Turn

@@ -32,17 +32,9 @@ from cattrs.gen import make_dict_unstructure_fn, override
 
 from ._errors import RemoteProtocolError
 from ._events import (
-    Begin,
-    Heartbeat,
-    LLMGatewayResponse,
+    MESSAGE_TYPES,
     ServerError,
     ServerEvent,
-    ServerWarning,
-    Silence,
-    SpeakerRevision,
-    SpeechStarted,
-    Termination,
-    Turn,
     UnknownMessage,
 )
 from ._messages import ClientMessage, ForceEndpoint, KeepAlive, Terminate, UpdateConfiguration
@@ -56,21 +48,7 @@ __all__ = [
     "parse_server_message",
 ]
 
-_SERVER_TYPES: Final[dict[str, type[Any]]] = {
-    cls.type: cls
-    for cls in (
-        Begin,
-        Turn,
-        SpeechStarted,
-        Termination,
-        ServerError,
-        ServerWarning,
-        Heartbeat,
-        Silence,
-        SpeakerRevision,
-        LLMGatewayResponse,
-    )
-}
+_SERVER_TYPES: Final[dict[str, type[Any]]] = {cls.type: cls for cls in MESSAGE_TYPES}
 _CLIENT_TYPES: Final[dict[str, type[Any]]] = {
     cls.type: cls for cls in (Terminate, ForceEndpoint, KeepAlive, UpdateConfiguration)
 }
