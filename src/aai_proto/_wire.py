@@ -309,14 +309,20 @@ _STRUCTURE: Final[dict[str, _StructureFn]] = {
 }
 
 
+def _message_type(data: dict[str, Any]) -> str:
+    """The ``type`` of a server message; ``Error`` for the legacy ``{"error": ...}`` form."""
+    if "type" not in data and "error" in data:
+        return ServerError.type
+    kind = data.get("type")
+    if type(kind) is not str:
+        raise RemoteProtocolError(f"server message has no string 'type': {_shown(kind)}")
+    return kind
+
+
 def _parse_pure(text: str | bytes) -> ServerEvent:
     """Parse with the standard ``json`` and the generated structuring functions."""
     data = _load_object(text, "server message")
-    kind = data.get("type")
-    if "type" not in data and "error" in data:
-        kind = ServerError.type
-    if type(kind) is not str:
-        raise RemoteProtocolError(f"server message has no string 'type': {_shown(kind)}")
+    kind = _message_type(data)
     structure = _STRUCTURE.get(kind)
     if structure is None:
         return UnknownMessage(type=kind, data=data)
@@ -333,11 +339,7 @@ def _parse_reference(text: str | bytes) -> ServerEvent:
     The slow, obviously right way; the tests check the fast paths against it.
     """
     data = _load_object(text, "server message")
-    kind = data.get("type")
-    if "type" not in data and "error" in data:
-        kind = ServerError.type
-    if type(kind) is not str:
-        raise RemoteProtocolError(f"server message has no string 'type': {_shown(kind)}")
+    kind = _message_type(data)
     cls = _SERVER_TYPES.get(kind)
     if cls is None:
         return UnknownMessage(type=kind, data=data)
