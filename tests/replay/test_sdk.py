@@ -111,7 +111,13 @@ def fixture_server(sessions_dir: Path) -> Iterator[Callable[[str], tuple[Recorde
         server.stop()
 
 
-def collect(client: Any, received: list[tuple[str, Any]], errors: list[Any]) -> None:
+Received = list[tuple[str, Any]]
+
+
+def listen(client: Any) -> tuple[Received, list[Any]]:
+    """Record every event the SDK client reports: (model name, model), and errors apart."""
+    received: Received = []
+    errors: list[Any] = []
     for event in StreamingEvents:
         if event is StreamingEvents.Error:
             client.on(event, lambda _client, error: errors.append(error))
@@ -119,6 +125,34 @@ def collect(client: Any, received: list[tuple[str, Any]], errors: list[Any]) -> 
             client.on(
                 event, lambda _client, message: received.append((type(message).__name__, message))
             )
+    return received, errors
+
+
+def run_sync_sdk(
+    session: RecordedSession, api_host: str, *, api_key: str = API_KEY, stream: bool = True
+) -> tuple[Received, list[Any]]:
+    """Stream the session's audio with the SDK's ``StreamingClient``; return what it reported."""
+    client = StreamingClient(StreamingClientOptions(api_key=api_key, api_host=api_host))
+    received, errors = listen(client)
+    client.connect(sdk_parameters(session))
+    if stream:
+        client.stream(audio_frames(session))
+    client.disconnect(terminate=True)
+    return received, errors
+
+
+def run_async_sdk(session: RecordedSession, api_host: str) -> tuple[Received, list[Any]]:
+    """The same with the SDK's ``AsyncStreamingClient``."""
+
+    async def main() -> tuple[Received, list[Any]]:
+        client = AsyncStreamingClient(StreamingClientOptions(api_key=API_KEY, api_host=api_host))
+        reported = listen(client)
+        await client.connect(sdk_parameters(session))
+        await client.stream(audio_frames(session))
+        await client.disconnect(terminate=True)
+        return reported
+
+    return asyncio.run(main())
 
 
 @pytest.mark.parametrize(
@@ -129,13 +163,7 @@ def test_the_sync_sdk_receives_the_recorded_events(
     fixture_server: Callable[[str], tuple[RecordedSession, str]], name: str
 ) -> None:
     session, api_host = fixture_server(name)
-    client = StreamingClient(StreamingClientOptions(api_key=API_KEY, api_host=api_host))
-    received: list[tuple[str, Any]] = []
-    errors: list[Any] = []
-    collect(client, received, errors)
-    client.connect(sdk_parameters(session))
-    client.stream(audio_frames(session))
-    client.disconnect(terminate=True)
+    received, errors = run_sync_sdk(session, api_host)
     assert errors == []
     received_matches(received, session)
 
@@ -148,17 +176,7 @@ def test_the_asyncio_sdk_receives_the_recorded_events(
     fixture_server: Callable[[str], tuple[RecordedSession, str]], name: str
 ) -> None:
     session, api_host = fixture_server(name)
-    received: list[tuple[str, Any]] = []
-    errors: list[Any] = []
-
-    async def main() -> None:
-        client = AsyncStreamingClient(StreamingClientOptions(api_key=API_KEY, api_host=api_host))
-        collect(client, received, errors)
-        await client.connect(sdk_parameters(session))
-        await client.stream(audio_frames(session))
-        await client.disconnect(terminate=True)
-
-    asyncio.run(main())
+    received, errors = run_async_sdk(session, api_host)
     assert errors == []
     received_matches(received, session)
 
@@ -172,55 +190,35 @@ def recorded_error(session: RecordedSession) -> tuple[int, str]:
     return error["error_code"], error["error"]
 
 
+def assert_recorded_error(received: Received, errors: list[Any], session: RecordedSession) -> None:
+    """The SDK reported the recorded Error, and every recorded event before it."""
+    code, text = recorded_error(session)
+    assert [(error.code, str(error)) for error in errors] == [(code, text)]
+    expected = [(n, m) for n, m in expected_events(session) if n != "ErrorEvent"]
+    assert [n for n, _ in received] == [n for n, _ in expected]
+    assert received[1:] == expected[1:]  # Begin's id and expires_at are rewritten
+
+
 @pytest.mark.parametrize("name", ["server-error-3005.jsonl", "inactivity-timeout.jsonl"])
 def test_the_sync_sdk_gets_the_recorded_error(
     fixture_server: Callable[[str], tuple[RecordedSession, str]], name: str
 ) -> None:
     session, api_host = fixture_server(name)
-    client = StreamingClient(StreamingClientOptions(api_key=API_KEY, api_host=api_host))
-    received: list[tuple[str, Any]] = []
-    errors: list[Any] = []
-    collect(client, received, errors)
-    client.connect(sdk_parameters(session))
-    client.stream(audio_frames(session))
-    client.disconnect(terminate=True)
-    code, text = recorded_error(session)
-    assert [(error.code, str(error)) for error in errors] == [(code, text)]
-    expected = [(n, m) for n, m in expected_events(session) if n != "ErrorEvent"]
-    assert [n for n, _ in received] == [n for n, _ in expected]
-    assert received[1:] == expected[1:]
+    assert_recorded_error(*run_sync_sdk(session, api_host), session)
 
 
 def test_the_asyncio_sdk_gets_the_recorded_error(
     fixture_server: Callable[[str], tuple[RecordedSession, str]],
 ) -> None:
     session, api_host = fixture_server("server-error-3005.jsonl")
-    errors: list[Any] = []
-    received: list[tuple[str, Any]] = []
-
-    async def main() -> None:
-        client = AsyncStreamingClient(StreamingClientOptions(api_key=API_KEY, api_host=api_host))
-        collect(client, received, errors)
-        await client.connect(sdk_parameters(session))
-        await client.stream(audio_frames(session))
-        await client.disconnect(terminate=True)
-
-    asyncio.run(main())
-    assert [(error.code, str(error)) for error in errors] == [(3005, "Server error")]
-    assert [n for n, _ in received] == ["BeginEvent", *["TurnEvent"] * (len(received) - 1)]
-    assert len(received) == len(expected_events(session)) - 1
+    assert_recorded_error(*run_async_sdk(session, api_host), session)
 
 
 def test_the_sdk_with_a_wrong_key_gets_1008(
     fixture_server: Callable[[str], tuple[RecordedSession, str]],
 ) -> None:
     session, api_host = fixture_server("synth-plain.jsonl")
-    client = StreamingClient(StreamingClientOptions(api_key="wrong", api_host=api_host))
-    received: list[tuple[str, Any]] = []
-    errors: list[Any] = []
-    collect(client, received, errors)
-    client.connect(sdk_parameters(session))
-    client.disconnect(terminate=True)
+    received, errors = run_sync_sdk(session, api_host, api_key="wrong", stream=False)
     assert received == []
     assert [(e.code, str(e)) for e in errors] == [
         (1008, "Unauthorized connection: invalid API key or token")
