@@ -78,11 +78,14 @@ def test_format_turns_can_change_mid_session() -> None:
 
 
 @given(st.lists(turns(turn_order=st.integers(0, 4)), max_size=30), st.booleans())
-def test_each_turn_is_final_at_most_once_and_nothing_empty(messages: list[Turn], fmt: bool) -> None:
+def test_finals_are_once_and_last_and_nothing_is_empty(messages: list[Turn], fmt: bool) -> None:
     updates = run(TurnTracker(format_turns=fmt), messages)
     finals = [order for order, _, final in updates if final]
     assert len(finals) == len(set(finals))
     assert all(text for _, text, _ in updates)
+    # Once a turn's final is out, nothing more is said of it or of any turn before it.
+    last_final = -1
     for order, _, final in updates:
-        if not final:
-            assert order not in finals[: finals.index(order)] if order in finals else True
+        assert order > last_final
+        if final:
+            last_final = order
