@@ -132,13 +132,9 @@ TRANSITIONS: Final[Mapping[State, Mapping[Input | type[ServerEvent], State]]] = 
 
 _NEEDS_BEGIN: Final = frozenset((*_SESSION, Termination))
 
-# The states in which send_audio is legal, STREAMING first: send_audio's fast path checks
-# membership here instead of looking the table up (it leaves the state as it is).
-_AUDIO_STATES: Final = tuple(
-    sorted(
-        (s for s, row in TRANSITIONS.items() if row.get(Input.SEND_AUDIO) is s),
-        key=lambda s: s is not State.STREAMING,
-    )
+# The states in which send_audio is legal (it leaves the state as it is).
+_AUDIO_STATES: Final = frozenset(
+    s for s, row in TRANSITIONS.items() if row.get(Input.SEND_AUDIO) is s
 )
 
 
@@ -161,12 +157,13 @@ class Client:
         self.params = params
         self._chunker = AudioChunker(AudioFormat.from_params(params), chunk_ms=chunk_ms, tail=tail)
         # send_audio's fast path: the partial frame as the writes that make it up, their
-        # length, and the frame size (-1 for compressed audio, which is never cut). The
-        # chunker holds no partial frame while ``_parts`` does (see _feed_chunker).
+        # length, and ``_open``: the frame size while audio may be sent, else -1 (and
+        # always -1 for compressed audio, which is never cut). The chunker holds no
+        # partial frame while ``_parts`` does (see _feed_chunker).
         self._parts: list[bytes] = []
         self._held = 0
         self._frame_bytes = self._chunker.frame_bytes or -1
-        self._state = State.CONNECTING
+        self._enter(State.CONNECTING)
         self._outgoing: list[bytes | str] = []
         self._begin: Begin | None = None
         self._error: ServerError | None = None
@@ -199,6 +196,11 @@ class Client:
 
     # -- the caller's actions -------------------------------------------------------
 
+    def _enter(self, state: State) -> None:
+        """Move to ``state``; every change of state goes through here."""
+        self._state = state
+        self._open = self._frame_bytes if state in _AUDIO_STATES else -1
+
     def _transition(self, action: Input) -> State:
         """The state ``action`` leads to; raises LocalProtocolError if it is not legal."""
         target = TRANSITIONS[self._state].get(action)
@@ -211,7 +213,7 @@ class Client:
         self._audio_bytes_sent += sum(map(len, frames))
 
     def _send_control(self, action: Input, message: ClientMessage) -> None:
-        self._state = self._transition(action)
+        self._enter(self._transition(action))
         self._outgoing.append(dump_client_message(message))
 
     def send_audio(self, data: Buffer) -> None:
@@ -223,8 +225,8 @@ class Client:
         # write that completes exactly one frame queues it (joined with the writes
         # before it, or as it is when there are none). Anything else goes through
         # AudioChunker.feed. The frames are the same either way.
-        if type(data) is bytes and self._state in _AUDIO_STATES:
-            size = self._frame_bytes
+        if type(data) is bytes:
+            size = self._open
             total = self._held + len(data)
             if total < size:
                 if data:  # an empty write must not linger in _parts
@@ -291,7 +293,7 @@ class Client:
         self._feed_chunker()
         self._queue_audio(self._chunker.flush())
         self._outgoing.append(dump_client_message(Terminate()))
-        self._state = target
+        self._enter(target)
 
     def data_to_send(self) -> list[bytes | str]:
         """Return the frames queued since the last call, in order, and forget them."""
@@ -315,9 +317,9 @@ class Client:
             if not isinstance(message, str):
                 raise RemoteProtocolError("the server sent a binary frame")
             event = parse_server_message(message)
-            self._state = self._accept(event)
+            self._enter(self._accept(event))
         except RemoteProtocolError:
-            self._state = State.ERROR
+            self._enter(State.ERROR)
             raise
         return [event]
 
@@ -347,7 +349,7 @@ class Client:
         """
         if self._state is State.CLOSED:
             raise LocalProtocolError("the connection is already closed")
-        self._state = TRANSITIONS[self._state][Input.CONNECTION_CLOSED]
+        self._enter(TRANSITIONS[self._state][Input.CONNECTION_CLOSED])
         self._outgoing.clear()
         error = None
         if code != 1000:

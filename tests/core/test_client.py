@@ -565,3 +565,22 @@ def test_empty_writes_leave_nothing_behind() -> None:
     assert client._parts == []
     client.terminate()
     assert client.data_to_send() == ['{"type":"Terminate"}']
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("size", [2, len(FRAME) - 2])
+def test_short_write_in_every_state(route: str, size: int) -> None:
+    # A write that completes no frame takes send_audio's shortest path: it must still
+    # be refused wherever audio is, and kept (not sent) wherever audio may be sent.
+    client = reach(route)
+    before = client.state
+    if TRANSITIONS[before].get(Input.SEND_AUDIO) is None:
+        with pytest.raises(LocalProtocolError):
+            client.send_audio(FRAME[:size])
+        assert client.data_to_send() == []
+    else:
+        client.send_audio(FRAME[:size])
+        assert client.data_to_send() == []
+        client.send_audio(FRAME[size:])
+        assert client.data_to_send() == [FRAME]
+    assert client.state is before
