@@ -39,6 +39,10 @@ logger = logging.getLogger("aai_replay")
 MAX_MESSAGE_SIZE: Final = 1 << 20
 """The largest frame a client may send (1 MiB: over 30 s of 16 kHz PCM)."""
 _QUEUE_SIZE: Final = 4
+# Read up to 64 KiB per call (trio-websocket's default is 4 KiB): a client streaming
+# faster than real time sends many 1600-byte frames back to back, and each read then
+# takes dozens of them at once instead of two or three.
+_RECEIVE_BYTES: Final = 1 << 16
 
 Timing = Callable[[int, float, float], None]
 """``timing(connection, gate_opened, sent)``: see :class:`ReplayServer`."""
@@ -188,6 +192,7 @@ class ReplayServer:
                         stream,
                         message_queue_size=_QUEUE_SIZE,
                         max_message_size=self.max_message_size,
+                        receive_buffer_size=_RECEIVE_BYTES,
                     )
                 if request is not None:
                     await self._serve_request(request, stream, number)
