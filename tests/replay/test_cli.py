@@ -608,10 +608,11 @@ def test_the_demo_reports_a_session_that_ends_without_termination(tmp_path: Path
     assert (status, out.splitlines()[-1]) == (0, "session ended without a Termination")
 
 
-def test_the_shipped_session_is_found_from_the_project_root(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sessions_dir: Path
-) -> None:
-    assert find_session() == sessions_dir / DEFAULT_SESSION
+def test_the_shipped_session_is_found(sessions_dir: Path) -> None:
+    # The copy inside an installed package, or the checkout's own: the same bytes.
+    found = find_session()
+    assert found.name == DEFAULT_SESSION
+    assert found.read_bytes() == (sessions_dir / DEFAULT_SESSION).read_bytes()
     with pytest.raises(FileNotFoundError, match="run from the project's root or pass --session"):
         find_session("no-such-session.jsonl")
 
