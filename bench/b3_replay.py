@@ -72,7 +72,7 @@ async def stream_once(url: str, wav: Path) -> tuple[float, int, int]:
 
 def run(*, quick: bool = False) -> dict[str, Any]:
     seconds = 20.0 if quick else 600.0
-    repeats = 1 if quick else 5
+    repeats = 1 if quick else 9
     with temp_dir() as directory:
         session = write_bench_session(directory, seconds)
         wav = directory / "audio.wav"
