@@ -6,6 +6,10 @@ Each benchmark is a module ``bench/bN_name.py`` with ``run(*, quick=False) -> di
 returning ``{"id", "title", "rows": [...], "notes"}``; a row is ``{"name", "value",
 "unit", "baseline", "baseline_name", "ratio", "target", "met"}``. A missed target is
 reported, not a failure: the exit status is 0 unless a benchmark crashes.
+
+Each benchmark runs in a process of its own (``run.py --one PATH``), so that what one
+leaves behind (imported libraries, a heap full of objects for the garbage collector
+to walk) cannot slow the next.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,6 +53,16 @@ def load(path: Path) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def run_isolated(path: Path, *, quick: bool) -> Result:
+    """Run one benchmark in a new process; its progress goes to stderr, its result to us."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--one", str(path)]
+    out = subprocess.run(
+        [*argv, *(["--quick"] if quick else [])], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
+    result: Result = json.loads(out)
+    return result
 
 
 def cpu_model() -> str:
@@ -138,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated ids, e.g. B1,B3")
     parser.add_argument("--out", default=str(HERE / "results.json"), help="the JSON file")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
+    parser.add_argument("--one", metavar="PATH", help=argparse.SUPPRESS)  # see run_isolated
     args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(load(Path(args.one)).run(quick=args.quick)))
+        return 0
     only = {s.strip().upper() for s in args.only.split(",") if s.strip()}
     results: list[Result] = []
     for bid, path in bench_modules():
@@ -146,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"running {bid} ({path.name}) ...", file=sys.stderr, flush=True)
         start = time.perf_counter()
-        result: Result = load(path).run(quick=args.quick)
+        result = run_isolated(path, quick=args.quick)
         result["seconds"] = round(time.perf_counter() - start, 1)
         print(f"  {bid} done in {result['seconds']} s", file=sys.stderr, flush=True)
         results.append(result)
