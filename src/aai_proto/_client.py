@@ -138,6 +138,26 @@ _AUDIO_STATES: Final = frozenset(
 )
 
 
+def _named(value: object) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def _as_int(name: str, value: object) -> int:
+    """``value`` as a plain ``int`` (a ``bool`` or an ``IntEnum`` as its value); else TypeError.
+
+    The compiled build (mypyc) converts an ``int`` argument so before the method runs;
+    the pure build does it here, so that both behave alike.
+    """
+    if not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {_named(value)}")
+    return int(value)
+
+
+def _check_str(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {_named(value)}")
+
+
 @final
 class Client:
     """The client side of one streaming session, without I/O.
@@ -149,11 +169,18 @@ class Client:
     (see :class:`AudioChunker`); ``terminate()`` sends the last, shorter frame
     first, padded to 50 ms or not as ``tail`` says. ``force_endpoint()`` does not
     flush a partial frame.
+
+    Arguments of the wrong type raise ``TypeError``; an ``int`` subclass (``bool``,
+    ``IntEnum``) is taken as its plain ``int`` value.
     """
 
     def __init__(
         self, params: StreamingParams, *, chunk_ms: int = 50, tail: TailPolicy = "pad"
     ) -> None:
+        if not isinstance(params, StreamingParams):
+            raise TypeError(f"params must be a StreamingParams, got {_named(params)}")
+        chunk_ms = _as_int("chunk_ms", chunk_ms)
+        _check_str("tail", tail)
         self.params = params
         self._chunker = AudioChunker(AudioFormat.from_params(params), chunk_ms=chunk_ms, tail=tail)
         # send_audio's fast path: the partial frame as the writes that make it up, their
@@ -311,6 +338,8 @@ class Client:
         Returns its events. Raises :class:`RemoteProtocolError` (state ``ERROR``) if
         the server broke the protocol, :class:`LocalProtocolError` once ``CLOSED``.
         """
+        if not isinstance(message, (str, bytes)):
+            raise TypeError(f"message must be a str or bytes, got {_named(message)}")
         if self._state is State.CLOSED:
             raise LocalProtocolError("can't receive a message after the connection closed")
         try:
@@ -347,6 +376,8 @@ class Client:
         but 1000, with the text of the server's ``Error`` message if one came.
         Queued frames that were not sent are dropped.
         """
+        code = _as_int("code", code)
+        _check_str("reason", reason)
         if self._state is State.CLOSED:
             raise LocalProtocolError("the connection is already closed")
         self._enter(TRANSITIONS[self._state][Input.CONNECTION_CLOSED])

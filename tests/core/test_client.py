@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 from collections.abc import Callable
 
@@ -584,3 +585,58 @@ def test_short_write_in_every_state(route: str, size: int) -> None:
         client.send_audio(FRAME[size:])
         assert client.data_to_send() == [FRAME]
     assert client.state is before
+
+
+PARAMS = StreamingParams(sample_rate=16000)
+
+# Each call with an argument of the wrong type, and the type the error names. The
+# compiled build checks these before the method runs, the pure build in it: the same
+# TypeError either way (see tests in both: nox -s tests compiled).
+WRONG_TYPES: dict[str, tuple[Callable[[], object], str]] = {
+    "params": (lambda: Client(None), "None"),  # type: ignore[arg-type]
+    "params-dict": (lambda: Client({"sample_rate": 16000}), "dict"),  # type: ignore[arg-type]
+    "chunk_ms": (lambda: Client(PARAMS, chunk_ms="50"), "str"),  # type: ignore[arg-type]
+    "chunk_ms-float": (lambda: Client(PARAMS, chunk_ms=50.0), "float"),  # type: ignore[arg-type]
+    "tail": (lambda: Client(PARAMS, tail=None), "None"),  # type: ignore[arg-type]
+    "message": (lambda: Client(PARAMS).receive_message(123), "int"),  # type: ignore[arg-type]
+    "message-bytearray": (
+        lambda: Client(PARAMS).receive_message(bytearray(b"{}")),  # type: ignore[arg-type]
+        "bytearray",
+    ),
+    "code": (lambda: Client(PARAMS).connection_closed("1000"), "str"),  # type: ignore[arg-type]
+    "reason": (lambda: Client(PARAMS).connection_closed(1000, None), "None"),  # type: ignore[arg-type]
+}
+
+
+@pytest.mark.parametrize("case", WRONG_TYPES)
+def test_an_argument_of_the_wrong_type_is_a_type_error(case: str) -> None:
+    call, named = WRONG_TYPES[case]
+    with pytest.raises(TypeError, match=rf"\b{named}$"):
+        call()
+
+
+def test_a_wrong_type_is_refused_before_the_state_is_looked_at() -> None:
+    client = reach("closed")
+    with pytest.raises(TypeError):
+        client.receive_message(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        client.connection_closed(None)  # type: ignore[arg-type]
+    assert client.state is State.CLOSED
+
+
+class _Code(enum.IntEnum):
+    GOING_AWAY = 1001
+
+
+@pytest.mark.parametrize(("code", "plain"), [(True, 1), (_Code.GOING_AWAY, 1001)])
+def test_an_int_subclass_is_taken_as_its_value(code: int, plain: int) -> None:
+    [closed] = Client(PARAMS).connection_closed(code)
+    assert type(closed.code) is int
+    assert closed.code == plain
+    assert closed.error is not None
+    assert type(closed.error.code) is int
+
+
+def test_a_bool_chunk_ms_is_its_value() -> None:
+    with pytest.raises(ValueError, match=r"got 1$"):
+        Client(PARAMS, chunk_ms=True)
