@@ -73,12 +73,9 @@ _CHECK_COMPILED = (
 
 
 def _install_compiled(session: nox.Session, *deps: str) -> None:
-    # Not editable: an editable install runs the source tree, never compiled.
-    # --force-reinstall --no-deps: a rebuild each time, from the tree as it is now.
-    session.install(*deps)
-    session.install(
-        "--force-reinstall", "--no-deps", ".", env={"AAI_PROTO_COMPILE": "1"}, silent=False
-    )
+    # Not editable: an editable install runs the source tree, never compiled. pip
+    # builds a project given by its path afresh every time, so this is the tree as it is.
+    session.install(*deps, env={"AAI_PROTO_COMPILE": "1"})
     session.run("python", "-c", _CHECK_COMPILED)
 
 
