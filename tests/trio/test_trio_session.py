@@ -128,6 +128,16 @@ def answering(server: Server, *before_end: str) -> Handler:
     return handler
 
 
+def begun(event: trio.Event) -> Handler:
+    """A server that sends Begin, sets ``event``, and leaves the socket to the test."""
+
+    async def handler(request: WebSocketRequest) -> None:
+        await Server().accept(request)
+        event.set()
+
+    return handler
+
+
 def session_for(
     stream: trio.abc.Stream,
     *,
@@ -555,13 +565,7 @@ async def test_a_failure_after_leaving_by_terminate_is_raised(nursery: trio.Nurs
 
 async def test_an_abrupt_close_is_a_1006_streaming_error(nursery: trio.Nursery) -> None:
     closing = trio.Event()
-
-    async def handler(request: WebSocketRequest) -> None:
-        ws = await request.accept()
-        await ws.send_message(dump(BEGIN))
-        closing.set()
-
-    client_stream, server_stream = serve(nursery, handler)
+    client_stream, server_stream = serve(nursery, begun(closing))
     async with session_for(client_stream) as session:
         await closing.wait()
         await server_stream.aclose()  # the TCP connection drops: no close frame
@@ -575,16 +579,10 @@ async def test_an_abrupt_close_is_a_1006_streaming_error(nursery: trio.Nursery) 
 
 
 async def test_broken_framing_is_a_1002_streaming_error(nursery: trio.Nursery) -> None:
-    begun = trio.Event()
-
-    async def handler(request: WebSocketRequest) -> None:
-        ws = await request.accept()
-        await ws.send_message(dump(BEGIN))
-        begun.set()
-
-    client_stream, server_stream = serve(nursery, handler)
+    opened = trio.Event()
+    client_stream, server_stream = serve(nursery, begun(opened))
     async with session_for(client_stream) as session:
-        await begun.wait()
+        await opened.wait()
         await server_stream.send_all(b"\x8f\x00")  # a frame with an undefined opcode
         assert await session.__anext__() == BEGIN
         with pytest.raises(aai.StreamingError) as info:
@@ -595,8 +593,7 @@ async def test_broken_framing_is_a_1002_streaming_error(nursery: trio.Nursery) -
 
 async def test_a_normal_close_under_a_waiting_send(nursery: trio.Nursery) -> None:
     async def handler(request: WebSocketRequest) -> None:
-        ws = await request.accept()
-        await ws.send_message(dump(BEGIN))
+        ws = await Server().accept(request)
         await trio.testing.wait_all_tasks_blocked()  # the client is stuck sending
         await ws.aclose(1000, "Session Ended")
 
@@ -616,8 +613,7 @@ async def test_a_close_the_client_cannot_answer_does_not_hang_a_send(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     async def handler(request: WebSocketRequest) -> None:
-        ws = await request.accept()
-        await ws.send_message(dump(BEGIN))
+        await Server().accept(request)
         await trio.sleep_forever()  # reads nothing: its side holds two frames, then no more
 
     client_stream, server_stream = serve(nursery, handler, lockstep=True)
