@@ -78,8 +78,7 @@ class Transcriber:
     async def _serve(self, request: WebSocketRequest) -> None:
         self.paths.append(request.path)
         self.authorization.append(dict(request.headers).get(b"authorization", b""))
-        ws = await request.accept()
-        await ws.send_message(aai.dump_server_message(BEGIN))
+        ws = await accept(request)
         frames = 0
         try:
             while isinstance(message := await ws.get_message(), bytes):
@@ -104,6 +103,13 @@ class Transcriber:
 async def send_all(ws: WebSocketConnection, messages: list[str]) -> None:
     for message in messages:
         await ws.send_message(message)
+
+
+async def accept(request: WebSocketRequest) -> WebSocketConnection:
+    """Open the WebSocket and send Begin, as every server here does first."""
+    ws = await request.accept()
+    await ws.send_message(aai.dump_server_message(BEGIN))
+    return ws
 
 
 async def serve(nursery: trio.Nursery, handler: Handler) -> str:
@@ -194,8 +200,7 @@ async def test_stream_keeps_an_interim_line_when_the_session_fails(
     monkeypatch.setattr(sys, "stdout", terminal)
 
     async def handler(request: WebSocketRequest) -> None:
-        ws = await request.accept()
-        await ws.send_message(aai.dump_server_message(BEGIN))
+        ws = await accept(request)
         await ws.get_message()
         await send_all(ws, [turn(0, "so far"), aai.dump_server_message(ERROR_3007)])
         await ws.aclose(3007, "See Error message for details")
@@ -384,8 +389,7 @@ async def test_asyncio_example_reports_a_server_error(
     monkeypatch.setenv("ASSEMBLYAI_API_KEY", KEY)
 
     async def handler(request: WebSocketRequest) -> None:
-        ws = await request.accept()
-        await ws.send_message(aai.dump_server_message(BEGIN))
+        ws = await accept(request)
         await ws.get_message()
         await ws.send_message(aai.dump_server_message(ERROR_3007))
         await ws.aclose(3007, "See Error message for details")
