@@ -94,26 +94,31 @@ def fmt(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def _cells(
+    result: Result, row: dict[str, Any], *, none: str, times: str, no: str
+) -> tuple[str, ...]:
+    """One row's cells; ``none``, ``times`` and ``no`` are how each table writes them."""
+    unit = row["unit"]
+    baseline = row["baseline"]
+    met = row["met"]
+    return (
+        result["id"],
+        row["name"],
+        f"{fmt(row['value'])} {unit}",
+        none if baseline is None else f"{fmt(baseline)} {unit} ({row['baseline_name']})",
+        none if row["ratio"] is None else f"{row['ratio']:.2f}{times}",
+        row["target"],
+        none if met is None else ("yes" if met else no),
+    )
+
+
 def table(results: list[Result]) -> str:
     """One plain-text table of every row of every result."""
     head = ("id", "name", "value", "baseline", "ratio", "target", "met")
     lines: list[tuple[str, ...]] = [head]
     for result in results:
         for row in result["rows"]:
-            unit = row["unit"]
-            baseline = row["baseline"]
-            met = row["met"]
-            lines.append(
-                (
-                    result["id"],
-                    row["name"],
-                    f"{fmt(row['value'])} {unit}",
-                    "-" if baseline is None else f"{fmt(baseline)} {unit} ({row['baseline_name']})",
-                    "-" if row["ratio"] is None else f"{row['ratio']:.2f}x",
-                    row["target"],
-                    "-" if met is None else ("yes" if met else "NO"),
-                )
-            )
+            lines.append(_cells(result, row, none="-", times="x", no="NO"))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for n, line in enumerate(lines):
@@ -131,18 +136,7 @@ def markdown_table(results: list[Result]) -> str:
     ]
     for result in results:
         for row in result["rows"]:
-            unit = row["unit"]
-            baseline = row["baseline"]
-            met = row["met"]
-            cells = [
-                result["id"],
-                row["name"],
-                f"{fmt(row['value'])} {unit}",
-                "—" if baseline is None else f"{fmt(baseline)} {unit} ({row['baseline_name']})",
-                "—" if row["ratio"] is None else f"{row['ratio']:.2f}\u00d7",
-                row["target"],
-                "—" if met is None else ("yes" if met else "**no**"),
-            ]
+            cells = _cells(result, row, none="\u2014", times="\u00d7", no="**no**")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
