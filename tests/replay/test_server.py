@@ -6,9 +6,10 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import trio
@@ -27,6 +28,7 @@ from aai_replay import (
     load_session,
     open_replay_server,
 )
+from tests._websocket import connect as connect_url
 
 QUERY = "?sample_rate=16000&encoding=pcm_s16le"
 FRAME = b"\0" * 1600
@@ -102,30 +104,13 @@ async def memory_connection(
     )
 
 
-@contextlib.asynccontextmanager
-async def connect(
+def connect(
     server: ReplayServer,
     target: str = "/v3/ws" + QUERY,
     headers: list[tuple[bytes, bytes]] | None = None,
-) -> AsyncIterator[WebSocketConnection]:
-    """A WebSocket client over a TCP stream this helper owns and always closes.
-
-    (trio-websocket's own client leaves its socket open when the server closes first.)
-    """
-    stream = await trio.open_tcp_stream(server.host, server.port)
-    try:
-        async with trio.open_nursery() as nursery:
-            ws = await trio_websocket.wrap_client_stream(
-                nursery, stream, server.host, target, extra_headers=headers
-            )
-            try:
-                yield ws
-            finally:
-                with trio.move_on_after(5):
-                    await ws.aclose()
-                nursery.cancel_scope.cancel()
-    finally:
-        await trio.aclose_forcefully(stream)
+) -> contextlib.AbstractAsyncContextManager[WebSocketConnection]:
+    """A WebSocket client to ``server`` over a socket it always closes (see tests._websocket)."""
+    return connect_url(f"ws://{urlsplit(server.url).netloc}{target}", headers or ())
 
 
 # -- over real sockets ----------------------------------------------------------------

@@ -27,7 +27,6 @@ from trio_websocket import (
     ConnectionRejected,
     WebSocketConnection,
     WebSocketRequest,
-    wrap_client_stream,
     wrap_server_stream,
 )
 
@@ -47,6 +46,7 @@ from aai_replay._record import (
     session_path,
 )
 from aai_replay._server import open_replay_server
+from tests._websocket import connect
 from tests.synth._shared import NAMES
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sessions"
@@ -75,38 +75,6 @@ async def recording(out: Path, upstream: str, **options: Any) -> AsyncIterator[s
         url: str = await nursery.start(partial(record, out, upstream=upstream, **options))
         yield url
         nursery.cancel_scope.cancel()
-
-
-@asynccontextmanager
-async def connect(
-    url: str, headers: Sequence[tuple[bytes, bytes]] = ()
-) -> AsyncIterator[WebSocketConnection]:
-    """A client connection whose socket is closed at the end, whoever closed first.
-
-    (trio-websocket leaves a client's socket open when the server closes first.)
-    A refused upgrade leaves as an exception group holding ``ConnectionRejected``.
-    """
-    parts = urlsplit(url)
-    assert parts.hostname is not None
-    assert parts.port is not None
-    tcp = await trio.open_tcp_stream(parts.hostname, parts.port)
-    try:
-        async with trio.open_nursery() as nursery:
-            ws = await wrap_client_stream(
-                nursery,
-                tcp,
-                parts.netloc,
-                f"{parts.path}?{parts.query}",
-                extra_headers=list(headers),
-            )
-            try:
-                yield ws
-            finally:
-                with trio.move_on_after(5):
-                    await ws.aclose()
-            nursery.cancel_scope.cancel()
-    finally:
-        await trio.aclose_forcefully(tcp)
 
 
 async def stream(
