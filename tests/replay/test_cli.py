@@ -232,13 +232,19 @@ def test_serve_reports_a_bad_session_file(
     )
 
 
-def test_serve_reports_a_busy_port(
-    basic_session: RecordedSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def basic_file(basic_session: RecordedSession, tmp_path: Path) -> Path:
+    """``basic_session`` written to a file."""
     path = tmp_path / "s.jsonl"
     write_session(basic_session, path)
+    return path
+
+
+def test_serve_reports_a_busy_port(
+    basic_session: RecordedSession, basic_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with BackgroundReplayServer(basic_session) as busy:
-        status, _ = run_captured(["serve", str(path), "--port", str(busy.port)])
+        status, _ = run_captured(["serve", str(basic_file), "--port", str(busy.port)])
     assert status == 1
     assert capsys.readouterr().err == (
         f"aai-replay: error: can't listen on 127.0.0.1:{busy.port}: Address already in use\n"
@@ -246,22 +252,18 @@ def test_serve_reports_a_busy_port(
 
 
 def test_serve_refuses_a_code_that_cannot_be_sent(
-    basic_session: RecordedSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    basic_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "s.jsonl"
-    write_session(basic_session, path)
-    assert run_captured(["serve", str(path), "--inject-error", "1006"]) == (1, "")
+    assert run_captured(["serve", str(basic_file), "--inject-error", "1006"]) == (1, "")
     assert capsys.readouterr().err.startswith(
         "aai-replay: error: error_code must be a close code a server can send"
     )
 
 
 def test_serve_refuses_an_empty_api_key(
-    basic_session: RecordedSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    basic_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "s.jsonl"
-    write_session(basic_session, path)
-    assert run_captured(["serve", str(path), "--api-key", ""]) == (1, "")
+    assert run_captured(["serve", str(basic_file), "--api-key", ""]) == (1, "")
     assert capsys.readouterr().err == "aai-replay: error: api_key must be a non-empty string\n"
 
 
