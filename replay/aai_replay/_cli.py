@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import logging
 import os
 import signal
@@ -143,6 +144,13 @@ def _parser() -> argparse.ArgumentParser:
         "--api-key",
         help=f"require this API key (Authorization header or token query); "
         f"default: ${_API_KEY_ENV} if set, else none",
+    )
+    serve.add_argument(
+        "--journal",
+        type=Path,
+        metavar="FILE",
+        help="write one JSON line per connection as it ends: the request, parameters, audio, "
+        "client and server messages, close, violations and departures (no credentials)",
     )
     serve.add_argument(
         "--timing-log",
@@ -284,6 +292,7 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             strict=args.strict,
             api_key=api_key,
             faults=_faults(args),
+            keep_journal=False,  # a long-running server: --journal writes it out instead
         )
     except ValueError as exc:
         raise _Failure(str(exc)) from None
@@ -299,6 +308,17 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
                 log.write(f"{connection} {gate_opened:.6f} {sent:.6f}\n")
 
             server.timing = timing
+        if args.journal is not None:
+            try:
+                journal = stack.enter_context(args.journal.open("w", encoding="utf-8"))
+            except OSError as exc:
+                raise _Failure(f"can't write {str(args.journal)!r}: {exc.strerror}") from None
+
+            def write_record(record: Any) -> None:
+                journal.write(json.dumps(record.to_json()) + "\n")
+                journal.flush()
+
+            server.on_closed = write_record
         try:
             _run_until_signal(server.serve, lambda started: started.url, out)
         except OSError as exc:

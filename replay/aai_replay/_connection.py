@@ -14,11 +14,12 @@ from typing import Any, Final, final
 
 import attrs
 
-from aai_proto import ClientChecker, Rejection
+from aai_proto import ClientChecker, Rejection, Violation
 
-from ._actions import Action, CloseConnection, Send, close_reason
+from ._actions import Abort, Action, CloseConnection, Send, close_reason
 from ._faults import Faults, FaultStage
-from ._replay import Pacing, Replay, ReplayPlan
+from ._journal import ConnectionRecord, JournalWriter
+from ._replay import MISMATCH_CODE, Pacing, Replay, ReplayPlan
 from ._session import ServerMessage
 
 __all__ = ["DEFAULT_PATH", "ReplayConnection", "ReplayOptions"]
@@ -88,7 +89,10 @@ class ReplayConnection:
 
     A client that breaks the protocol gets the service's answer (``Error`` 1008,
     3006 or 3007, then the close); when the recording holds an ``Error`` with the
-    same code, its text is used.
+    same code, its text is used. A client that breaks its lifecycle (audio after
+    ``Terminate``, a second ``Terminate``) is let go on by a lenient replay and
+    closed with 4900 by a strict one. Either way, :meth:`record` has it all:
+    ``connection`` is the number it gets there.
     """
 
     def __init__(
@@ -100,19 +104,24 @@ class ReplayConnection:
         authorization: str | None = None,
         session_id: str | None = None,
         now_unix: float = 0.0,
+        connection: int = 1,
     ) -> None:
         options = options if options is not None else ReplayOptions()
         self.plan = plan
         self.options = options
+        self.journal = JournalWriter(connection, target, strict=options.strict)
+        """This connection's journal, as it is written."""
         self._checker = ClientChecker(api_key=options.api_key)
         self._faults = FaultStage(options.faults)
         self._replay: Replay | None = None
         self._closed_by_client = False
+        self._departures = 0  # of the replay's, those journaled so far
         rejection = self._checker.receive_request(target, authorization=authorization)
         if rejection is not None:
             self._reject(rejection, 0.0)
             return
         assert self._checker.params is not None
+        self.journal.params(self._checker.params)
         self._replay = Replay(
             plan,
             self._checker.params,
@@ -149,14 +158,32 @@ class ReplayConnection:
             return None
         return self._replay
 
+    def record(self) -> ConnectionRecord:
+        """What this connection carried so far (see :class:`ConnectionRecord`)."""
+        return self.journal.record()
+
     def _collect(self, replay: Replay, now: float) -> None:
+        departures = replay.departures
+        if len(departures) > self._departures:
+            self.journal.departures(departures[self._departures :])
+            self._departures = len(departures)
         for action in replay.data_to_send():
             self._faults.push(action, now)
 
     def _reject(self, rejection: Rejection, now: float) -> None:
+        self.journal.violation(now, rejection.code, rejection.error)
         text = _recorded_error(self.plan, rejection.code) or rejection.message
         self._faults.push(Send(text), now)
         self._faults.push(CloseConnection(rejection.code, close_reason(rejection.reason)), now)
+
+    def _violated(self, violation: Violation, now: float) -> None:
+        """A lifecycle violation: journaled; a strict replay closes 4900 naming the rule."""
+        if self.options.strict:
+            self.journal.violation(now, MISMATCH_CODE, violation.rule)
+            reason = close_reason(f"replay mismatch: the client sent {violation.rule}")
+            self._faults.push(CloseConnection(MISMATCH_CODE, reason), now)
+        else:
+            self.journal.violation(now, None, violation.rule)
 
     def receive_message(self, data: str | bytes | bytearray | memoryview, now: float) -> None:
         """The client sent a frame: bytes-like (binary, audio) or ``str`` (text)."""
@@ -168,13 +195,24 @@ class ReplayConnection:
             if isinstance(result, Rejection):
                 self._reject(result, now)
                 return
+            if isinstance(result, Violation):
+                self._violated(result, now)
+                return
+            self.journal.client_message(now, result)
             replay.receive_message(result, now)
         else:
-            rejection = self._checker.receive_audio(data)
-            if rejection is not None:
-                self._reject(rejection, now)
+            checker = self._checker
+            before = checker.audio_ms
+            outcome = checker.receive_audio(data)
+            nbytes = memoryview(data).nbytes
+            self.journal.audio(nbytes, checker.audio_ms - before)
+            if isinstance(outcome, Rejection):
+                self._reject(outcome, now)
                 return
-            replay.receive_audio(memoryview(data).nbytes, now)
+            if isinstance(outcome, Violation):
+                self._violated(outcome, now)
+                return
+            replay.receive_audio(nbytes, now)
         self._collect(replay, now)
 
     def advance(self, now: float) -> None:
@@ -184,27 +222,39 @@ class ReplayConnection:
             replay.advance(now)
             self._collect(replay, now)
 
-    def client_closed(self) -> None:
-        """The client closed the connection (or it was lost)."""
+    def client_closed(self, code: int = 1006, reason: str = "") -> None:
+        """The client closed the connection with ``code`` and ``reason`` (1006: it was lost).
+
+        Journaled as the client's close, unless this side had closed first.
+        """
         self._closed_by_client = True
+        self.journal.closed(code, reason, "client")
         if self._replay is not None:
             self._replay.client_closed()
 
     def data_to_send(self, now: float) -> list[Action]:
         """The actions due by ``now``, in order: send them, then close or drop if told."""
-        if self._closed_by_client:
-            return []
-        return self._faults.pop(now)
+        return [action for _, action in self.data_to_send_timed(now)]
 
     def data_to_send_timed(self, now: float) -> list[tuple[float, Action]]:
         """Like :meth:`data_to_send`, each action with the time its gates opened.
 
         That is the time it fell due (``delay`` included), which a busy server may
-        pass before it gets to send it.
+        pass before it gets to send it. What comes out is journaled as sent at ``now``.
         """
         if self._closed_by_client:
             return []
-        return self._faults.pop_timed(now)
+        out = self._faults.pop_timed(now)
+        journal = self.journal
+        for _, action in out:
+            if isinstance(action, Send):
+                journal.server_message(now, action.data)
+            elif isinstance(action, CloseConnection):
+                journal.closed(action.code, action.reason, "server")
+            else:
+                assert isinstance(action, Abort)
+                journal.closed(1006, "", "server")
+        return out
 
     def next_deadline(self) -> float | None:
         """When to call :meth:`advance` and :meth:`data_to_send` if no frame comes first."""

@@ -11,9 +11,11 @@ from urllib.parse import urlencode
 import attrs
 
 from aai_proto import (
+    Begin,
     InvalidParameter,
     RemoteProtocolError,
     ServerError,
+    ServerEvent,
     Termination,
     Turn,
     TurnTracker,
@@ -164,12 +166,82 @@ class Finding:
         return f"{where}: {self.level}: {self.problem}"
 
 
+class _ServerOrder:
+    """Checks, entry by entry, the order of a session's server messages.
+
+    Only entries that parse as server messages take part: a ``server`` entry
+    that does not is reported as invalid already, and a ``server_raw`` frame
+    that does not is a recording of bad JSON, not a message out of order.
+    """
+
+    def __init__(self, session: RecordedSession) -> None:
+        close = session.close
+        self.close_by_server = close is not None and close.by == "server"
+        self.close_line = len(session.entries) + 1 if close is not None else None
+        self.begin_line: int | None = None
+        self.begins = 0
+        self.turn_reported = False
+        self.terminate_sent = False
+        self.termination_line: int | None = None
+
+    def client(self, entry: ClientMessage) -> None:
+        if entry.type == "Terminate":
+            self.terminate_sent = True
+
+    def server(self, event: ServerEvent, line: int) -> list[str]:
+        """What is wrong with ``event`` on ``line`` coming where it does."""
+        problems = []
+        if self.termination_line is not None:
+            problems.append(f"server message after Termination (line {self.termination_line})")
+        if isinstance(event, Begin):
+            self.begins += 1
+            if self.begin_line is None:
+                self.begin_line = line
+            else:
+                which = "a second" if self.begins == 2 else "another"
+                problems.append(f"{which} Begin (the first is on line {self.begin_line})")
+        elif isinstance(event, Turn):
+            if self.begin_line is None and not self.turn_reported:
+                self.turn_reported = True
+                problems.append("Turn before Begin")
+        elif isinstance(event, Termination) and self.termination_line is None:
+            self.termination_line = line
+            # The service ends a session itself (an inactivity timeout, the session's
+            # time limit) with a Termination or an Error, then closes: a Termination
+            # nobody asked for is valid when the close is the server's. Followed by the
+            # client's close, or by no close, it is a recording that makes no sense.
+            if not self.terminate_sent and not self.close_by_server:
+                if self.close_line is None:
+                    why = "no close recorded"
+                else:
+                    why = f"the client closed on line {self.close_line}"
+                problems.append(
+                    "Termination without a Terminate from the client, "
+                    f"and the close is not the server's ({why})"
+                )
+        return problems
+
+
 def check_session(path: str | os.PathLike[str]) -> list[Finding]:
     """Check the session file at ``path``; return what is wrong with it (nothing if valid).
 
     Errors: the format's rules, an unreadable file or audio sidecar, a ``server``
-    entry that is not a valid server message. Warning: an audio sidecar whose
-    length differs from the audio the ``client_audio`` entries add up to.
+    entry that is not a valid server message, and server messages out of order:
+
+    - a ``Turn`` with no ``Begin`` before it (reported at the first such ``Turn``);
+    - a second ``Begin`` (reported at each ``Begin`` after the first);
+    - a server message after ``Termination`` (reported at each);
+    - a ``Termination`` the client did not ask for (no ``Terminate`` before it)
+      when the close is not the server's (the client's, or none). The service
+      may end a session itself (an inactivity timeout sends ``Error`` or
+      ``Termination`` unasked) and then closes: that stays valid.
+
+    A ``server_raw`` entry takes part in the order rules when its text parses as
+    a server message; one that does not parse is no order error.
+
+    Warning: an audio sidecar whose length differs from the audio the
+    ``client_audio`` entries add up to. Findings are in line order, the
+    sidecar's last.
     """
     name = str(path)
     try:
@@ -179,12 +251,24 @@ def check_session(path: str | os.PathLike[str]) -> list[Finding]:
     except OSError as exc:
         return [Finding(level="error", path=name, line=None, problem=f"can't read: {exc}")]
     findings = []
+    order = _ServerOrder(session)
     for line, entry in enumerate(session.entries, start=2):
-        if isinstance(entry, ServerMessage):
-            try:
-                parse_server_message(json.dumps(dict(entry.message)))
-            except RemoteProtocolError as exc:
+        if isinstance(entry, ClientMessage):
+            order.client(entry)
+            continue
+        if not isinstance(entry, ServerMessage | ServerRaw):
+            continue
+        text = entry.text if isinstance(entry, ServerRaw) else json.dumps(dict(entry.message))
+        try:
+            event = parse_server_message(text)
+        except RemoteProtocolError as exc:
+            if isinstance(entry, ServerMessage):
                 findings.append(Finding(level="error", path=name, line=line, problem=str(exc)))
+            continue
+        findings.extend(
+            Finding(level="error", path=name, line=line, problem=problem)
+            for problem in order.server(event, line)
+        )
     if session.header.audio is not None:
         try:
             audio = session.audio_bytes()

@@ -37,10 +37,26 @@ from aai_proto import (
 )
 
 from ._actions import Abort, Action, CloseConnection, Send, close_reason
-from ._session import ClientAudio, Close, RecordedSession, ServerMessage, ServerRaw
+from ._journal import Departure
+from ._session import (
+    CREDENTIAL_QUERY_KEYS,
+    ClientAudio,
+    Close,
+    RecordedSession,
+    ServerMessage,
+    ServerRaw,
+)
 from ._session import ClientMessage as RecordedClientMessage
 
-__all__ = ["MISMATCH_CODE", "SESSION_LIFETIME", "Pacing", "Replay", "ReplayPlan"]
+__all__ = [
+    "MISMATCH_CODE",
+    "SESSION_LIFETIME",
+    "Pacing",
+    "Replay",
+    "ReplayPlan",
+    "audio_seconds",
+    "request_differences",
+]
 
 MISMATCH_CODE: Final = 4900
 """The close code of a strict replay whose client departed from the recording."""
@@ -59,6 +75,7 @@ _EPSILON: Final = 1e-6
 _TAIL_SLACK_MS: Final = 50.0
 # Close codes no close frame may carry: the connection was lost. Replayed as a drop.
 _LOST: Final = frozenset({1006, 1015})
+_NOT_SENT: Final = "(not sent)"
 
 
 @final
@@ -73,6 +90,8 @@ class _Step:
     """Waited-for client messages before it."""
     text: str | None
     """The frame to send, rendered once (``None`` for a close or a ``Begin``)."""
+    kind: str | None = None
+    """The server message's ``type`` (of a ``server_raw`` frame too, if it is JSON)."""
 
 
 @final
@@ -99,6 +118,29 @@ def _render(message: Mapping[str, Any]) -> str:
 
 def _is_begin(entry: object) -> bool:
     return isinstance(entry, ServerMessage) and entry.message.get("type") == "Begin"
+
+
+def _kind(entry: ServerMessage | ServerRaw | Close) -> str | None:
+    if isinstance(entry, ServerMessage):
+        message: Any = entry.message
+    elif isinstance(entry, ServerRaw):
+        try:
+            message = json.loads(entry.text)
+        except (ValueError, RecursionError):
+            return None
+    else:
+        return None
+    kind = message.get("type") if isinstance(message, dict | Mapping) else None
+    return kind if isinstance(kind, str) else None
+
+
+def audio_seconds(ms: float) -> int:
+    """Whole seconds of ``ms`` milliseconds of audio, as ``Termination`` reports them.
+
+    Rounded to the nearest second, halves up: the shipped recordings'
+    ``audio_duration_seconds`` all agree with it.
+    """
+    return math.floor(ms / 1000 + 0.5)
 
 
 def _is_end_of_turn(step: _Step) -> bool:
@@ -134,7 +176,16 @@ class ReplayPlan:
         steps: list[_Step] = []
         controls: list[_Control] = []
         nbytes = 0
+        # The first Begin goes first, ungated: the service sends it on connect, and
+        # audio recorded before it (a client that streams at once) is a race.
+        begin = next((e for e in session.entries if _is_begin(e)), None)
+        if isinstance(begin, ServerMessage):
+            steps.append(_Step(begin, 0.0, 0, None, "Begin"))
+        self.ungated = len(steps)
+        """Steps before this index (the first ``Begin``) go out at once, whatever the pacing."""
         for entry in session.entries:
+            if entry is begin:
+                continue
             if isinstance(entry, ClientAudio):
                 nbytes += entry.nbytes
                 continue
@@ -148,16 +199,34 @@ class ReplayPlan:
                 text = entry.text
             elif isinstance(entry, ServerMessage) and not _is_begin(entry):
                 text = _render(entry.message)
-            steps.append(_Step(entry, audio, len(controls), text))
+            steps.append(_Step(entry, audio, len(controls), text, _kind(entry)))
         self.steps: tuple[_Step, ...] = tuple(steps)
         self.controls: tuple[_Control, ...] = tuple(controls)
         self.has_terminate = any(c.type == "Terminate" for c in controls)
 
 
-def _describe_format(fmt: AudioFormat) -> str:
-    if fmt.is_pcm:
-        return f"{fmt.encoding} at {fmt.sample_rate} Hz"
-    return fmt.encoding
+def request_differences(
+    recorded: StreamingParams, live: StreamingParams
+) -> list[tuple[str, str, str]]:
+    """``(name, recorded, live)`` for each known parameter whose values differ, by name.
+
+    Unknown parameters (``extra``) and credentials are not compared. Values are
+    shown as the URL carries them, ``(not sent)`` when a side left one out.
+    """
+    a = recorded.wire_values()
+    b = live.wire_values()
+    return [
+        (name, a.get(name, _NOT_SENT), b.get(name, _NOT_SENT))
+        for name in sorted(a.keys() | b.keys())
+        if name not in CREDENTIAL_QUERY_KEYS and a.get(name) != b.get(name)
+    ]
+
+
+def _recorded_params(session: RecordedSession) -> StreamingParams | None:
+    try:
+        return session.params
+    except (InvalidParameter, ValueError):
+        return None
 
 
 @final
@@ -169,6 +238,9 @@ class Replay:
     what :meth:`data_to_send` returns. ``session_id`` and ``now_unix`` (the wall
     clock at the opening) make ``Begin`` unique and unexpired: its ``id`` becomes
     ``session_id`` and its ``expires_at`` ``now_unix`` plus three hours.
+
+    Every departure of the live client from the recording is kept in
+    :attr:`departures`; a strict replay closes with 4900 at the first one.
     """
 
     def __init__(
@@ -193,6 +265,8 @@ class Replay:
         self.format = AudioFormat.from_params(params)
         self.session_id = session_id if session_id is not None else str(uuid.uuid4())
         self.expires_at = int(now_unix) + SESSION_LIFETIME
+        self.departures: list[Departure] = []
+        """Every departure from the recording so far, in order."""
         self._by_bytes = plan.format is None or not self.format.is_pcm
         self._bytes = 0
         self._pos = 0  # the next step to send
@@ -204,22 +278,21 @@ class Replay:
         # ... and those from this one are timed from the live Terminate (``_shift``).
         self._shift_from: int | None = None
         self._shift: tuple[float, float] = (0.0, 0.0)
-        # After an early Terminate: the steps in [from, to) are dropped.
-        self._skip: tuple[int, int] = (0, 0)
+        # After an early Terminate: the live audio then, and the first step after the
+        # recorded Terminate (see _dropped).
+        self._early: tuple[float, int] | None = None
         self._now = 0.0
         self._out: list[Action] = []
         self._finished = False
         self._waiting_for_client = False
-        if strict:
-            recorded = plan.recorded_format
-            if recorded is not None and (
-                recorded.encoding,
-                recorded.sample_rate,
-            ) != (self.format.encoding, self.format.sample_rate):
-                self._mismatch(
-                    f"expected {_describe_format(recorded)}, got {_describe_format(self.format)}"
-                )
-                return
+        recorded = _recorded_params(plan.session)
+        differences = request_differences(recorded, params) if recorded is not None else []
+        for name, was, now in differences:
+            self.departures.append(Departure(t=0.0, expected=f"{name}={was}", got=f"{name}={now}"))
+        if differences and strict:
+            shown = "; ".join(f"{name} recorded {was}, got {now}" for name, was, now in differences)
+            self._mismatch(f"request differs: {shown}")
+            return
         self._pump()
 
     # -- state ------------------------------------------------------------------------
@@ -277,14 +350,17 @@ class Replay:
             return
         controls = self.plan.controls
         expected = controls[self._matched] if self._matched < len(controls) else None
-        if self.strict:
-            self._strict_control(message.type, expected)
+        if expected is not None and expected.type == message.type:
+            if message.type == "Terminate":
+                self._terminate(self._matched)
+            else:
+                self._matched += 1
         elif message.type == "Terminate":
-            self._lenient_terminate()
-        elif expected is not None and expected.type == message.type:
-            self._matched += 1
+            self._unexpected_terminate()
         else:
-            self._release_next_end_of_turn()
+            wanted = expected.type if expected is not None else "no more control messages"
+            if self._depart(wanted, message.type):
+                self._release_next_end_of_turn()
         self._pump()
 
     def client_closed(self) -> None:
@@ -299,52 +375,66 @@ class Replay:
         )
         self._finished = True
 
-    def _strict_control(self, kind: str, expected: _Control | None) -> None:
-        """Strict: the live control messages must be the recorded ones, in order."""
-        if expected is None:
-            self._mismatch(f"expected no more control messages, got {kind}")
-            return
-        if expected.type != kind:
-            self._mismatch(f"expected {expected.type}, got {kind}")
-            return
-        # Entries before the recorded Terminate that the live audio never reached
-        # would wait for ever: the client sent less audio than recorded.
-        if kind == "Terminate" and any(
-            not self._audio_open(i, self._slack) for i in range(self._pos, expected.step)
-        ):
-            unit = "bytes" if self._by_bytes else "ms"
-            self._mismatch(
-                f"expected {expected.audio:.0f} {unit} of audio before Terminate, "
-                f"got {self.live_audio:.0f} {unit}"
-            )
-            return
-        if kind == "Terminate":
-            self._audio_free_from = self._pos  # no audio comes after Terminate
-        self._matched += 1
+    def _depart(self, expected: str, got: str) -> bool:
+        """Note a departure; a strict replay closes. Return whether the replay goes on."""
+        self.departures.append(Departure(t=self._now, expected=expected, got=got))
+        if self.strict:
+            self._mismatch(f"expected {expected}, got {got}")
+            return False
+        return True
 
-    def _lenient_terminate(self) -> None:
-        """Lenient ``Terminate``: see the format document's rules for an early one."""
+    def _unexpected_terminate(self) -> None:
+        """A ``Terminate`` where the recording expects another control message, or none."""
         controls = self.plan.controls
         target = next(
             (i for i in range(self._matched, len(controls)) if controls[i].type == "Terminate"),
             None,
         )
-        if target is None:
-            if not self.plan.has_terminate:
-                self._synthesize_termination()
-            return  # a second Terminate: the service does not answer it
-        recorded = controls[target]
-        boundary = recorded.step
-        # Keep the entries before the recorded Terminate that the live audio reached
-        # (with wall pacing some may still wait for their time); drop the rest.
-        reached = self._pos
-        while reached < boundary and self._audio_open(reached, self._slack):
-            reached += 1
-        self._skip = (reached, boundary)
+        expected = controls[self._matched].type if self._matched < len(controls) else None
+        if not self._depart(expected or "no more control messages", "Terminate"):
+            return
+        if target is not None:
+            self._terminate(target)
+        elif not self.plan.has_terminate:
+            self._synthesize_termination()
+        # else: a second Terminate, which the client's checker reports; not answered
+
+    def _terminate(self, target: int) -> None:
+        """The live ``Terminate``, taken as the recorded one at ``controls[target]``.
+
+        Early (the live audio short of the recorded audio before it by more than the
+        tail slack): strict closes 4900; lenient ends with what the live audio
+        reached (see :meth:`_dropped`). Either way no audio will come: what is left
+        waits for no audio, and with wall pacing is timed from the live Terminate.
+        """
+        recorded = self.plan.controls[target]
+        live = self.live_audio
+        if live + _EPSILON + self._slack < recorded.audio:
+            unit = "bytes" if self._by_bytes else "ms"
+            if not self._depart(
+                f"{recorded.audio:.0f} {unit} of audio before Terminate", f"{live:.0f} {unit}"
+            ):
+                return
+            self._early = (live, recorded.step)
         self._matched = target + 1
         self._audio_free_from = self._pos
-        self._shift_from = boundary
+        self._shift_from = recorded.step
         self._shift = (recorded.t, self._now)
+
+    def _dropped(self, index: int) -> bool:
+        """After an early ``Terminate``, whether step ``index`` is never sent.
+
+        Dropped: an entry whose audio gate the live audio did not reach, before the
+        recorded ``Terminate`` or, when it is a ``Turn``, after it (the turns that
+        end a session are gated on the audio before the recorded Terminate).
+        """
+        if self._early is None or index < self._release_until:
+            return False
+        live, boundary = self._early
+        step = self.plan.steps[index]
+        if step.audio <= live + _EPSILON:
+            return False
+        return index < boundary or step.kind == "Turn"
 
     def _synthesize_termination(self) -> None:
         """A recording without ``Terminate``: answer with a ``Termination`` and close 1000."""
@@ -358,7 +448,7 @@ class Replay:
         self._pos = len(steps)
         ms = self.format.duration_ms(self._bytes) if self.format.is_pcm else 0.0
         termination = Termination(
-            audio_duration_seconds=round(ms / 1000),
+            audio_duration_seconds=audio_seconds(ms),
             session_duration_seconds=round(self._now),
         )
         self._out.append(Send(dump_server_message(termination)))
@@ -382,7 +472,7 @@ class Replay:
     # -- gates ------------------------------------------------------------------------
 
     def _audio_open(self, index: int, slack: float = 0.0) -> bool:
-        if index < self._release_until:
+        if index < self._release_until or index < self.plan.ungated:
             return True
         if self._audio_free_from is not None and index >= self._audio_free_from:
             return True
@@ -396,7 +486,7 @@ class Replay:
         return self.plan.steps[index].controls <= self._matched
 
     def _clock_gate(self, index: int) -> float:
-        if self.pacing == "audio" or index < self._release_until:
+        if self.pacing == "audio" or index < self._release_until or index < self.plan.ungated:
             return 0.0
         t = self.plan.steps[index].entry.t
         due = t / self.speed
@@ -413,11 +503,10 @@ class Replay:
         """Send every entry whose gates are open, in order."""
         steps = self.plan.steps
         while not self._finished and self._pos < len(steps):
-            skip_from, skip_to = self._skip
-            if skip_from <= self._pos < skip_to:
-                self._pos = skip_to
-                continue
             index = self._pos
+            if self._dropped(index):
+                self._pos += 1
+                continue
             if not (
                 self._audio_open(index)
                 and self._controls_open(index)
@@ -426,6 +515,8 @@ class Replay:
                 return
             if self._send_step(index):
                 return
+        if self._pos >= len(steps) and not self._finished:
+            self._waiting_for_client = True
 
     def _send_step(self, index: int) -> bool:
         """Send step ``index``; return True if it ended the replay."""
@@ -446,7 +537,18 @@ class Replay:
         if text is None:
             assert isinstance(entry, ServerMessage)
             text = _render({**entry.message, "id": self.session_id, "expires_at": self.expires_at})
+        elif self._early is not None and step.kind == "Termination":
+            text = self._honest_termination(entry, text)
         self._out.append(Send(text))
-        if self._pos >= len(self.plan.steps):
-            self._waiting_for_client = True
         return False
+
+    def _honest_termination(self, entry: ServerMessage | ServerRaw, text: str) -> str:
+        """The recorded ``Termination``, reporting the live audio after an early Terminate.
+
+        Left as recorded when the live audio is compressed (no duration to report) or
+        the entry is a ``server_raw`` frame (sent byte for byte).
+        """
+        if not isinstance(entry, ServerMessage) or not self.format.is_pcm:
+            return text
+        seconds = audio_seconds(self.format.duration_ms(self._bytes))
+        return _render({**entry.message, "audio_duration_seconds": seconds})

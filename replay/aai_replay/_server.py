@@ -16,6 +16,7 @@ import contextlib
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from wsproto.frame_protocol import CloseReason
 from ._actions import Abort, CloseConnection, Send
 from ._connection import DEFAULT_PATH, ReplayConnection, ReplayOptions
 from ._faults import Faults
+from ._journal import ConnectionRecord, JournalWriter
 from ._replay import Pacing, ReplayPlan
 from ._session import RecordedSession, load_session
 
@@ -111,6 +113,11 @@ class ReplayServer:
     connection's number (from 1), the time the message's gates opened and the time
     it was sent, in seconds since the connection opened: the server's lateness, for
     benchmarks. Off by default.
+
+    Every WebSocket request is journaled (see :attr:`journal`). ``on_closed``, if
+    given, is called with each connection's :class:`ConnectionRecord` once it has
+    ended; ``keep_journal=False`` keeps no records once they are handed to it (for
+    a server that runs for days with nobody reading :attr:`journal`).
     """
 
     def __init__(
@@ -126,6 +133,8 @@ class ReplayServer:
         faults: Faults | None = None,
         max_message_size: int = MAX_MESSAGE_SIZE,
         timing: Timing | None = None,
+        keep_journal: bool = True,
+        on_closed: Callable[[ConnectionRecord], None] | None = None,
     ) -> None:
         if not isinstance(session, RecordedSession):
             session = load_session(Path(session))
@@ -142,9 +151,38 @@ class ReplayServer:
         self._port = port
         self.max_message_size = max_message_size
         self.timing = timing
+        self.keep_journal = keep_journal
+        self.on_closed = on_closed
         self.connections = 0
         """Connections served so far."""
         self._listening = False
+        self._journal_lock = threading.Lock()
+        self._journal: list[JournalWriter] = []
+        self._requests = 0
+
+    @property
+    def journal(self) -> list[ConnectionRecord]:
+        """A record of every WebSocket request so far, in order: a fresh list of snapshots.
+
+        Safe to read from any thread while the server runs; a connection still
+        open shows what it carried so far (its ``close`` is ``None``).
+        """
+        with self._journal_lock:
+            writers = list(self._journal)
+        return [writer.record() for writer in writers]
+
+    def _next_request(self) -> int:
+        self._requests += 1
+        return self._requests
+
+    def _keep(self, writer: JournalWriter) -> None:
+        if self.keep_journal:
+            with self._journal_lock:
+                self._journal.append(writer)
+
+    def _close_journal(self, writer: JournalWriter) -> None:
+        if self.on_closed is not None:
+            self.on_closed(writer.record())
 
     @property
     def port(self) -> int:
@@ -210,7 +248,12 @@ class ReplayServer:
             path = ""
         if path != DEFAULT_PATH:
             logger.info("connection %d: rejected, no such path", number)
+            journal = JournalWriter(self._next_request(), target, strict=self.options.strict)
+            self._keep(journal)
+            journal.violation(0.0, None, f"no such path: {path or target!r} (connect to /v3/ws)")
             await request.reject(404, body=b"Not Found: connect to /v3/ws")
+            journal.closed(1006, "HTTP 404: the upgrade was refused", "server")
+            self._close_journal(journal)
             return
         ws: WebSocketConnection = await request.accept()
         opened = trio.current_time()
@@ -220,7 +263,9 @@ class ReplayServer:
             target=target,
             authorization=_authorization(request.headers),
             now_unix=time.time(),
+            connection=self._next_request(),
         )
+        self._keep(connection.journal)
         logger.info("connection %d: open", number)
         wakeup = _Wakeup()
 
@@ -237,14 +282,26 @@ class ReplayServer:
                     message = await ws.get_message()
                     connection.receive_message(message, now())
                     wakeup.poke(connection)
-            except ConnectionClosed:
-                connection.client_closed()
+            except ConnectionClosed as exc:
+                closed = exc.reason
+                if closed is None:  # pragma: no cover - trio-websocket always gives one
+                    connection.client_closed()
+                else:
+                    connection.client_closed(int(closed.code), closed.reason or "")
                 wakeup.event.set()
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(read)
-            await self._write(ws, stream, connection, wakeup, opened, now, sent)
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read)
+                await self._write(ws, stream, connection, wakeup, opened, now, sent)
+                nursery.cancel_scope.cancel()
+        finally:
+            journal = connection.journal
+            # Not journaled yet: the client's close that the reader had no time to
+            # report (this side's closes are journaled when they are handed out).
+            if not journal.is_closed and ws.closed is not None:
+                journal.closed(int(ws.closed.code), ws.closed.reason or "", "client")
+            self._close_journal(journal)
         closed = ws.closed
         # int(): wsproto gives an IntEnum, which Python 3.10 formats by name.
         logger.info("connection %d: closed (%s)", number, int(closed.code) if closed else "dropped")

@@ -16,6 +16,7 @@ from typing import Any, Final, final
 
 import trio
 
+from ._journal import ConnectionRecord
 from ._server import ReplayServer
 from ._session import RecordedSession
 
@@ -56,6 +57,14 @@ class BackgroundReplayServer:
     def port(self) -> int:
         """The port the server listens on."""
         return self.server.port
+
+    @property
+    def journal(self) -> list[ConnectionRecord]:
+        """What each connection carried so far: see :attr:`ReplayServer.journal`.
+
+        Safe to read from the caller's thread while the server runs.
+        """
+        return self.server.journal
 
     @property
     def running(self) -> bool:

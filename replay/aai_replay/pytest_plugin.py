@@ -1,19 +1,26 @@
 """pytest plugin of aai-replay: replay servers as fixtures (registered by entry point).
 
-Two fixtures, both running the server in a background thread so that any test
-can use them -- synchronous, asyncio or trio -- and both stopping it after the
-test:
+The fixtures run the server in a background thread so that any test can use
+them -- synchronous, asyncio or trio -- and stop it after the test:
 
 - ``aai_replay_server``: a factory. ``aai_replay_server(session, **options)``
-  starts a server and returns it (``.url``, ``.api_host``, ``.port``).
-- ``aai_replay_url``: the URL of a server for the session named by the test's
+  starts a server and returns it (``.url``, ``.api_host``, ``.port``, ``.journal``).
+- ``aai_replay``: the server for the session named by the test's
   ``@pytest.mark.aai_replay(SESSION, **options)`` marker, or by indirect
-  parametrization (``@pytest.mark.parametrize("aai_replay_url", [...],
-  indirect=True)``). A relative ``SESSION`` path is taken from the rootdir.
+  parametrization (``@pytest.mark.parametrize("aai_replay", [...],
+  indirect=True)``); ``aai_replay_url`` is its URL (and takes the same indirect
+  parameter). A relative ``SESSION`` path is taken from the rootdir.
 
 ``options`` are those of :class:`aai_replay.ReplayServer` (``pacing``, ``speed``,
-``strict``, ``api_key``, ``faults``, ...). Nothing is imported from trio until a
-fixture is used.
+``strict``, ``api_key``, ``faults``, ...), plus ``verdict``.
+
+**The verdict.** At teardown, after the servers stopped, the test fails when any
+connection to them broke a protocol rule (a violation, which includes the
+service's own rejections 1008, 3006 and 3007) or, in a strict replay, departed
+from the recording; the failure lists each one with its connection and time.
+``verdict=False`` (in the marker or the factory call) turns that off for a test
+that breaks rules on purpose. Faults the test injects are not the client's doing
+and never count. Nothing is imported from trio until a fixture is used.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ if TYPE_CHECKING:
     from ._session import RecordedSession
     from ._thread import BackgroundReplayServer
 
-__all__ = ["aai_replay_server", "aai_replay_url"]
+__all__ = ["aai_replay", "aai_replay_server", "aai_replay_url"]
 
 MARKER = "aai_replay"
 
@@ -39,8 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the ``aai_replay`` marker."""
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(session, **options): the recorded session (and ReplayServer options) "
-        "that the aai_replay_url fixture serves",
+        f"{MARKER}(session, verdict=True, **options): the recorded session (and "
+        "ReplayServer options) that the aai_replay and aai_replay_url fixtures serve; "
+        "verdict=False: don't fail the test for what the client did wrong",
     )
 
 
@@ -48,26 +56,50 @@ StartReplayServer = Callable[..., "BackgroundReplayServer"]
 """The type of the ``aai_replay_server`` fixture."""
 
 
+_HOW_TO_ALLOW = (
+    "(a test that breaks these rules on purpose: pass verdict=False to the "
+    f"@pytest.mark.{MARKER} marker or to aai_replay_server)"
+)
+
+
 @pytest.fixture
 def aai_replay_server() -> Iterator[StartReplayServer]:
     """A factory of replay servers, each stopped at the end of the test.
 
-    ``aai_replay_server(session, **options)`` returns a started
+    ``aai_replay_server(session, verdict=True, **options)`` returns a started
     :class:`~aai_replay.BackgroundReplayServer`; ``session`` is a path or a
-    :class:`~aai_replay.RecordedSession`.
+    :class:`~aai_replay.RecordedSession`. With ``verdict`` true, the test fails at
+    teardown if a client broke a rule on one of its connections.
     """
+    from ._journal import verdict as problems_of
     from ._thread import BackgroundReplayServer
 
+    judged: list[BackgroundReplayServer] = []
     with contextlib.ExitStack() as servers:
         # ExitStack stops every server, even when stopping one of them fails.
 
-        def start(session: RecordedSession | str | os.PathLike[str], **options: Any) -> Any:
-            return servers.enter_context(BackgroundReplayServer(session, **options))
+        def start(
+            session: RecordedSession | str | os.PathLike[str],
+            *,
+            verdict: bool = True,
+            **options: Any,
+        ) -> Any:
+            server = servers.enter_context(BackgroundReplayServer(session, **options))
+            if verdict:
+                judged.append(server)
+            return server
 
         yield start
+    problems = [line for server in judged for line in problems_of(server.journal)]
+    if problems:
+        listed = "".join(f"\n  {line}" for line in problems)
+        pytest.fail(
+            f"aai-replay: the client broke the rules of the session:{listed}\n{_HOW_TO_ALLOW}",
+            pytrace=False,
+        )
 
 
-def _session_argument(request: pytest.FixtureRequest) -> tuple[Any, dict[str, Any]]:
+def _session_argument(request: pytest.FixtureRequest, fixture: str) -> tuple[Any, dict[str, Any]]:
     marker = request.node.get_closest_marker(MARKER)
     options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
     session = getattr(request, "param", None)
@@ -79,8 +111,8 @@ def _session_argument(request: pytest.FixtureRequest) -> tuple[Any, dict[str, An
         options.pop("session", None)
     if session is None:
         pytest.fail(
-            f"aai_replay_url needs a session: mark the test @pytest.mark.{MARKER}(SESSION) "
-            "or parametrize aai_replay_url indirectly",
+            f"{fixture} needs a session: mark the test @pytest.mark.{MARKER}(SESSION) "
+            f"or parametrize {fixture} indirectly",
             pytrace=False,
         )
     if isinstance(session, str | os.PathLike):
@@ -92,9 +124,27 @@ def _session_argument(request: pytest.FixtureRequest) -> tuple[Any, dict[str, An
 
 
 @pytest.fixture
+def aai_replay(
+    request: pytest.FixtureRequest, aai_replay_server: StartReplayServer
+) -> BackgroundReplayServer:
+    """The replay server of the test's session (its marker, or an indirect parameter).
+
+    A :class:`~aai_replay.BackgroundReplayServer`: ``.url``, ``.api_host`` and
+    ``.journal`` (what the client sent and got, connection by connection).
+    """
+    session, options = _session_argument(request, "aai_replay")
+    return aai_replay_server(session, **options)
+
+
+@pytest.fixture
 def aai_replay_url(request: pytest.FixtureRequest, aai_replay_server: StartReplayServer) -> str:
-    """``ws://127.0.0.1:PORT/v3/ws`` of a replay server for the test's session."""
-    session, options = _session_argument(request)
-    server = aai_replay_server(session, **options)
-    url: str = server.url
-    return url
+    """``ws://127.0.0.1:PORT/v3/ws`` of the replay server of the test's session.
+
+    The same server as the ``aai_replay`` fixture's, when a test asks for both.
+    """
+    if "aai_replay" in request.fixturenames:
+        server: BackgroundReplayServer = request.getfixturevalue("aai_replay")
+    else:
+        session, options = _session_argument(request, "aai_replay_url")
+        server = aai_replay_server(session, **options)
+    return server.url

@@ -55,7 +55,7 @@ from ._params import (
     parse_url,
     redact_url,
 )
-from ._server import SHORT_FRAME_LIMIT, ClientChecker, Rejection
+from ._server import SHORT_FRAME_LIMIT, ClientChecker, Rejection, Violation
 from ._turns import TranscriptUpdate, TurnTracker
 from ._version import __version__
 from ._wire import (
@@ -115,6 +115,7 @@ __all__ = [
     "TurnTracker",
     "UnknownMessage",
     "UpdateConfiguration",
+    "Violation",
     "Word",
     "__version__",
     "build_headers",

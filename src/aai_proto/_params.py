@@ -313,6 +313,18 @@ class StreamingParams:
         if self.sample_rate is None and self.encoding in PCM_ENCODINGS:
             raise InvalidParameter("sample_rate", f"required for encoding {self.encoding!r}")
 
+    def wire_values(self) -> dict[str, str]:
+        """The known parameters that are set, as the text the URL carries, in URL order.
+
+        Names are the current wire names; ``extra`` is not included. Holds
+        ``webhook_auth_header_value`` when it is set: a credential, so never log it.
+        """
+        return {
+            f.name: _encode(f.metadata["kind"], value)
+            for f in _WIRE_FIELDS
+            if (value := getattr(self, f.name)) is not None
+        }
+
 
 # Wire parameters in declaration order, and every name accepted on input.
 _WIRE_FIELDS: Final = tuple(
@@ -344,11 +356,7 @@ def build_url(
     ``extra`` parameters follow in name order, then ``token`` when given.
     The result may carry credentials: log :func:`redact_url` of it, never it.
     """
-    pairs = [
-        (f.name, _encode(f.metadata["kind"], value))
-        for f in _WIRE_FIELDS
-        if (value := getattr(params, f.name)) is not None
-    ]
+    pairs = list(params.wire_values().items())
     pairs.extend(sorted(params.extra.items()))
     if token is not None:
         pairs.append(("token", token))

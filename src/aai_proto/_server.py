@@ -7,6 +7,14 @@ frame, each text frame -- and returns either what was accepted or a
 :class:`Rejection`, the value that says what to send before closing. A client's
 bad data is a result here, never an exception: exceptions are for a server that
 misuses the checker.
+
+What a client may send when is not a second set of rules: the checker walks the
+client's own transition table (:data:`TRANSITIONS`, the one :class:`Client`
+obeys) with each input the client sends, and an input the table does not allow
+is a :class:`Violation`. The server's messages are not fed in, and need not be:
+in that table the states a server message moves between (``CONNECTING`` and
+``STREAMING``, ``TERMINATING`` and ``TERMINATED``) allow the same client inputs,
+which a test holds the table to.
 """
 
 from __future__ import annotations
@@ -19,13 +27,14 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from ._audio import MAX_CHUNK_MS, MIN_CHUNK_MS, AudioFormat
+from ._client import TRANSITIONS, Input, State
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import ServerError
-from ._messages import ClientMessage
+from ._messages import ClientMessage, ForceEndpoint, KeepAlive, Terminate, UpdateConfiguration
 from ._params import InvalidParameter, StreamingParams, parse_url
 from ._wire import parse_client_message
 
-__all__ = ["SHORT_FRAME_LIMIT", "ClientChecker", "Rejection"]
+__all__ = ["SHORT_FRAME_LIMIT", "ClientChecker", "Rejection", "Violation"]
 
 SHORT_FRAME_LIMIT: Final = 50
 """How many frames shorter than 50 ms in a row a server takes (1 s of 20 ms frames)."""
@@ -61,6 +70,37 @@ class Rejection:
         return ServerError(error_code=self.code, error=self.error)
 
 
+@final
+@attrs.frozen(kw_only=True)
+class Violation:
+    """The client sent something its lifecycle forbids at that point (audio after ``Terminate``).
+
+    The service's answer to this is not documented, so it is a finding, not a close
+    code: the checker goes on, and the server decides (a lenient replay records it, a
+    strict one closes). ``rule`` says what was broken, in words; ``message`` is the
+    client message that broke it (``None`` for audio).
+    """
+
+    rule: str
+    message: ClientMessage | None = None
+
+
+# Each client input as the table names it, and in words.
+_INPUTS: Final = {
+    Terminate.type: Input.TERMINATE,
+    ForceEndpoint.type: Input.FORCE_ENDPOINT,
+    KeepAlive.type: Input.KEEP_ALIVE,
+    UpdateConfiguration.type: Input.UPDATE_CONFIGURATION,
+}
+_WORDS: Final = {
+    Input.SEND_AUDIO: "audio",
+    Input.TERMINATE: "Terminate",
+    Input.FORCE_ENDPOINT: "ForceEndpoint",
+    Input.KEEP_ALIVE: "KeepAlive",
+    Input.UPDATE_CONFIGURATION: "UpdateConfiguration",
+}
+
+
 def _duration_text(ms: float) -> str:
     return f"{ms:.6g}"
 
@@ -83,6 +123,10 @@ class ClientChecker:
       1000 ms long (one short frame, such as the last before ``Terminate``, is
       fine). Durations are checked for PCM encodings only.
 
+    They return a :class:`Violation` when the client sends what its lifecycle
+    forbids: audio or any control message after ``Terminate``, or a second
+    ``Terminate``. A violating frame is not counted, and the checker goes on.
+
     After a rejection the checker is done: every later call raises
     :class:`LocalProtocolError`, as does any call before :meth:`receive_request`.
     """
@@ -97,6 +141,7 @@ class ClientChecker:
         self._requested = False
         self._short_run = 0
         self._short_run_ms = 0.0
+        self._state = State.CONNECTING
         self.audio_bytes = 0
         """Bytes of audio received in accepted frames."""
         self.audio_ms = 0.0
@@ -111,6 +156,26 @@ class ClientChecker:
     def audio_format(self) -> AudioFormat | None:
         """The format of the audio the accepted request announced."""
         return self._format
+
+    @property
+    def state(self) -> State:
+        """Where the client is in its lifecycle, as the client's own table has it.
+
+        ``CONNECTING`` until the client sends ``Terminate``, ``TERMINATING`` after:
+        the checker sees only what the client sends.
+        """
+        return self._state
+
+    def _follow(self, action: Input, message: ClientMessage | None = None) -> Violation | None:
+        """Move along the client's table; a move it does not allow is a violation."""
+        target = TRANSITIONS[self._state].get(action)
+        if target is None:
+            # The table refuses a client input only once the client has sent Terminate.
+            what = _WORDS[action]
+            rule = "a second Terminate" if action is Input.TERMINATE else f"{what} after Terminate"
+            return Violation(rule=rule, message=message)
+        self._state = target
+        return None
 
     @property
     def rejection(self) -> Rejection | None:
@@ -167,11 +232,14 @@ class ClientChecker:
             return self._reject(1008, "Unauthorized connection: invalid API key or token")
         return None
 
-    def receive_audio(self, frame: bytes | bytearray | memoryview) -> Rejection | None:
+    def receive_audio(self, frame: bytes | bytearray | memoryview) -> Rejection | Violation | None:
         """Check one binary frame of audio."""
         self._require(True, "receive audio")
         if not isinstance(frame, bytes | bytearray | memoryview):
             raise TypeError(f"frame must be bytes-like, not {type(frame).__name__}")
+        violation = self._follow(Input.SEND_AUDIO)
+        if violation is not None:
+            return violation
         nbytes = memoryview(frame).nbytes
         fmt = self._format
         assert fmt is not None
@@ -198,10 +266,11 @@ class ClientChecker:
             f"Expected between {MIN_CHUNK_MS} and {MAX_CHUNK_MS} ms",
         )
 
-    def receive_text(self, text: str | bytes) -> ClientMessage | Rejection:
-        """Check one text frame; return the client message it holds, or the rejection."""
+    def receive_text(self, text: str | bytes) -> ClientMessage | Rejection | Violation:
+        """Check one text frame: the client message it holds, the rejection, or the violation."""
         self._require(True, "receive a text message")
         try:
-            return parse_client_message(text)
+            message = parse_client_message(text)
         except RemoteProtocolError as exc:
             return self._reject(3006, f"Invalid client message: {exc}")
+        return self._follow(_INPUTS[message.type], message) or message

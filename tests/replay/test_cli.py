@@ -182,7 +182,9 @@ def test_serve_takes_the_replay_and_fault_options(
         "0",
     ]
     process, url = start(serve, args, command_env)
-    with connect(url + QUERY, additional_headers={"Authorization": "the-key"}) as ws:
+    # Strict: the request must be the recorded one, parameter for parameter.
+    strict_query = QUERY + "&speech_model=universal-streaming-english"
+    with connect(url + strict_query, additional_headers={"Authorization": "the-key"}) as ws:
         assert json.loads(ws.recv(timeout=10))["type"] == "Begin"
         assert ws.recv(timeout=10) == "not json"
         assert json.loads(ws.recv(timeout=10)) == {

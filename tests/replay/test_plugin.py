@@ -18,7 +18,13 @@ from websockets.asyncio.client import connect as async_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as sync_connect
 
-from aai_replay import BackgroundReplayServer, RecordedSession, load_session, write_session
+from aai_replay import (
+    BackgroundReplayServer,
+    RecordedSession,
+    close_reason,
+    load_session,
+    write_session,
+)
 
 QUERY = "?sample_rate=16000&encoding=pcm_s16le"
 FIXTURE = "fixtures/sessions/synth-plain.jsonl"
@@ -66,7 +72,7 @@ def test_the_url_fixture_takes_a_session_object(aai_replay_url: str) -> None:
 
 
 @pytest.mark.parametrize("aai_replay_url", [FIXTURE], indirect=True)
-@pytest.mark.aai_replay(strict=True)
+@pytest.mark.aai_replay(strict=True, verdict=False)
 def test_the_url_fixture_takes_an_indirect_parameter(aai_replay_url: str) -> None:
     with (
         sync_connect(aai_replay_url + "?sample_rate=8000") as ws,
@@ -77,7 +83,11 @@ def test_the_url_fixture_takes_an_indirect_parameter(aai_replay_url: str) -> Non
     assert close is not None
     assert (close.code, close.reason) == (
         4900,
-        "replay mismatch: expected pcm_s16le at 16000 Hz, got pcm_s16le at 8000 Hz",
+        # Cut to fit a close frame: the journal has each difference whole.
+        close_reason(
+            "replay mismatch: request differs: sample_rate recorded 16000, got 8000; "
+            "speech_model recorded universal-streaming-english, got (not sent)"
+        ),
     )
 
 
