@@ -11,6 +11,9 @@ Everything public is importable from here; the ``_``-modules are private.
   :class:`BackgroundReplayServer` (a thread, for code that is not trio). They need
   trio and trio-websocket, and are imported on first use.
 - :class:`Faults`: failures to inject, to test a client's error paths.
+- The journal: a :class:`ConnectionRecord` of what each connection carried
+  (``ReplayServer.journal``), with its :class:`ViolationRecord` and
+  :class:`Departure` findings.
 - :func:`synthesize`: a plausible session made from audio and its transcript;
   :func:`record`: a proxy to the real service that writes the sessions it carries
   (trio, imported on first use).
@@ -24,6 +27,15 @@ from ._actions import MAX_REASON_BYTES, Abort, Action, CloseConnection, Send, cl
 from ._connection import ReplayConnection, ReplayOptions
 from ._faults import Faults, FaultStage
 from ._info import Finding, SessionSummary, check_session, format_summary, summarize
+from ._journal import (
+    AudioReceived,
+    ClientMessageRecord,
+    CloseRecord,
+    ConnectionRecord,
+    Departure,
+    ServerMessageRecord,
+    ViolationRecord,
+)
 from ._replay import MISMATCH_CODE, SESSION_LIFETIME, Pacing, Replay, ReplayPlan
 from ._session import (
     CREDENTIAL_QUERY_KEYS,
@@ -61,11 +73,16 @@ __all__ = [
     "SESSION_LIFETIME",
     "Abort",
     "Action",
+    "AudioReceived",
     "BackgroundReplayServer",
     "ClientAudio",
     "ClientMessage",
+    "ClientMessageRecord",
     "Close",
     "CloseConnection",
+    "CloseRecord",
+    "ConnectionRecord",
+    "Departure",
     "Entry",
     "FaultStage",
     "Faults",
@@ -81,6 +98,7 @@ __all__ = [
     "Request",
     "Send",
     "ServerMessage",
+    "ServerMessageRecord",
     "ServerRaw",
     "SessionFormatError",
     "SessionSummary",
@@ -88,6 +106,7 @@ __all__ = [
     "Source",
     "SpeechRegion",
     "SynthesisError",
+    "ViolationRecord",
     "audio_ref_for",
     "check_session",
     "close_reason",

@@ -14,7 +14,7 @@ from typing import Any, Final, final
 
 import attrs
 
-from aai_proto import ClientChecker, Rejection, Violation
+from aai_proto import ClientChecker, ClientMessage, Rejection, Violation
 
 from ._actions import Abort, Action, CloseConnection, Send, close_reason
 from ._faults import Faults, FaultStage
@@ -171,6 +171,9 @@ class ReplayConnection:
             self._faults.push(action, now)
 
     def _reject(self, rejection: Rejection, now: float) -> None:
+        if self.finished:  # already closing: the rejection closes nothing
+            self.journal.violation(now, None, rejection.error)
+            return
         self.journal.violation(now, rejection.code, rejection.error)
         text = _recorded_error(self.plan, rejection.code) or rejection.message
         self._faults.push(Send(text), now)
@@ -178,7 +181,7 @@ class ReplayConnection:
 
     def _violated(self, violation: Violation, now: float) -> None:
         """A lifecycle violation: journaled; a strict replay closes 4900 naming the rule."""
-        if self.options.strict:
+        if self.options.strict and not self.finished:
             self.journal.violation(now, MISMATCH_CODE, violation.rule)
             reason = close_reason(f"replay mismatch: the client sent {violation.rule}")
             self._faults.push(CloseConnection(MISMATCH_CODE, reason), now)
@@ -186,34 +189,36 @@ class ReplayConnection:
             self.journal.violation(now, None, violation.rule)
 
     def receive_message(self, data: str | bytes | bytearray | memoryview, now: float) -> None:
-        """The client sent a frame: bytes-like (binary, audio) or ``str`` (text)."""
-        replay = self._active()
-        if replay is None:
+        """The client sent a frame: bytes-like (binary, audio) or ``str`` (text).
+
+        Frames that come after this side decided to close are still checked and
+        journaled (a client that sends audio after ``Terminate`` is caught even when
+        the ``Termination`` was already on its way), but change nothing else.
+        """
+        if self._replay is None or self._closed_by_client or self._checker.rejection is not None:
             return
+        checker = self._checker
+        result: ClientMessage | Rejection | Violation | None
         if isinstance(data, str):
-            result = self._checker.receive_text(data)
-            if isinstance(result, Rejection):
-                self._reject(result, now)
-                return
-            if isinstance(result, Violation):
-                self._violated(result, now)
-                return
-            self.journal.client_message(now, result)
-            replay.receive_message(result, now)
+            result = checker.receive_text(data)
+            nbytes = 0
         else:
-            checker = self._checker
             before = checker.audio_ms
-            outcome = checker.receive_audio(data)
+            result = checker.receive_audio(data)
             nbytes = memoryview(data).nbytes
             self.journal.audio(nbytes, checker.audio_ms - before)
-            if isinstance(outcome, Rejection):
-                self._reject(outcome, now)
-                return
-            if isinstance(outcome, Violation):
-                self._violated(outcome, now)
-                return
-            replay.receive_audio(nbytes, now)
-        self._collect(replay, now)
+        if isinstance(result, Rejection):
+            self._reject(result, now)
+        elif isinstance(result, Violation):
+            self._violated(result, now)
+        elif result is not None:
+            self.journal.client_message(now, result)
+            if not self.finished:
+                self._replay.receive_message(result, now)
+                self._collect(self._replay, now)
+        elif not self.finished:
+            self._replay.receive_audio(nbytes, now)
+            self._collect(self._replay, now)
 
     def advance(self, now: float) -> None:
         """Let time pass to ``now``."""

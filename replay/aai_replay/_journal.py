@@ -105,11 +105,6 @@ class Departure:
     got: str
 
 
-def _shown(data: str | bytes) -> str:
-    text = data if isinstance(data, str) else f"<{len(data)} bytes>"
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 @final
 @attrs.frozen(kw_only=True)
 class ConnectionRecord:
@@ -147,8 +142,8 @@ class ConnectionRecord:
         if self.strict:
             lines.extend(
                 f"connection {self.connection}, t={d.t:.3f} s: departed from the recording: "
-                f"expected {d.expected}, got {d.got} (closed 4900)"
-                for d in self.departures
+                f"expected {d.expected}, got {d.got}" + ("" if i else " (closed 4900)")
+                for i, d in enumerate(self.departures)
             )
         return lines
 
@@ -229,9 +224,7 @@ class JournalWriter:
     """The journal of one connection as it is being written; :meth:`record` reads it.
 
     Every method may be called from the server's loop while another thread calls
-    :meth:`record`. With ``messages=False`` the messages themselves are not kept
-    (only counted in ``audio``; violations, departures and the close still are):
-    for a long-running server that nobody reads back.
+    :meth:`record`.
     """
 
     def __init__(self, connection: int, target: str, *, strict: bool = False) -> None:
@@ -248,7 +241,6 @@ class JournalWriter:
         self._violations: list[ViolationRecord] = []
         self._departures: list[Departure] = []
         self._close: CloseRecord | None = None
-        self.keep_messages = True
 
     def params(self, params: StreamingParams) -> None:
         """The request was accepted with ``params``; stored without the webhook secret."""
@@ -264,14 +256,12 @@ class JournalWriter:
             self._ms += ms
 
     def client_message(self, t: float, message: ClientMessage) -> None:
-        if self.keep_messages:
-            with self._lock:
-                self._client.append(ClientMessageRecord(t=t, message=message))
+        with self._lock:
+            self._client.append(ClientMessageRecord(t=t, message=message))
 
     def server_message(self, t: float, data: str | bytes) -> None:
-        if self.keep_messages:
-            with self._lock:
-                self._server.append(ServerMessageRecord(t=t, data=data))
+        with self._lock:
+            self._server.append(ServerMessageRecord(t=t, data=data))
 
     def violation(self, t: float, code: int | None, rule: str) -> None:
         with self._lock:
@@ -311,8 +301,3 @@ class JournalWriter:
 def verdict(records: Sequence[ConnectionRecord]) -> list[str]:
     """Every problem of ``records`` that fails a test (see :meth:`ConnectionRecord.problems`)."""
     return [line for record in records for line in record.problems()]
-
-
-def shown(data: str | bytes) -> str:
-    """``data`` shortened for a message."""
-    return _shown(data)

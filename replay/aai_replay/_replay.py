@@ -86,6 +86,8 @@ class _Step:
     entry: ServerMessage | ServerRaw | Close
     audio: float
     """Audio the recorded client sent before it: ms, or bytes for compressed audio."""
+    nbytes: int
+    """Bytes of audio the recorded client sent before it."""
     controls: int
     """Waited-for client messages before it."""
     text: str | None
@@ -103,6 +105,7 @@ class _Control:
     t: float
     audio: float
     """Audio the recorded client sent before it, as in ``_Step``."""
+    nbytes: int
 
 
 def _recorded_format(session: RecordedSession) -> AudioFormat | None:
@@ -178,9 +181,17 @@ class ReplayPlan:
         nbytes = 0
         # The first Begin goes first, ungated: the service sends it on connect, and
         # audio recorded before it (a client that streams at once) is a race.
-        begin = next((e for e in session.entries if _is_begin(e)), None)
-        if isinstance(begin, ServerMessage):
-            steps.append(_Step(begin, 0.0, 0, None, "Begin"))
+        begin = next(
+            (
+                e
+                for e in session.entries
+                if isinstance(e, ServerMessage | ServerRaw) and _kind(e) == "Begin"
+            ),
+            None,
+        )
+        if isinstance(begin, ServerMessage | ServerRaw):
+            text = begin.text if isinstance(begin, ServerRaw) else None
+            steps.append(_Step(begin, 0.0, 0, 0, text, "Begin"))
         self.ungated = len(steps)
         """Steps before this index (the first ``Begin``) go out at once, whatever the pacing."""
         for entry in session.entries:
@@ -192,15 +203,19 @@ class ReplayPlan:
             audio = self.format.duration_ms(nbytes) if self.format else float(nbytes)
             if isinstance(entry, RecordedClientMessage):
                 if entry.type not in _UNANSWERED:
-                    controls.append(_Control(entry.type, len(steps), entry.t, audio))
+                    controls.append(_Control(entry.type, len(steps), entry.t, audio, nbytes))
                 continue
             text = None
             if isinstance(entry, ServerRaw):
                 text = entry.text
             elif isinstance(entry, ServerMessage) and not _is_begin(entry):
                 text = _render(entry.message)
-            steps.append(_Step(entry, audio, len(controls), text, _kind(entry)))
+            steps.append(_Step(entry, audio, nbytes, len(controls), text, _kind(entry)))
         self.steps: tuple[_Step, ...] = tuple(steps)
+        # Each step's audio gate in ms (bytes when the recording is not PCM), and in bytes:
+        # a live client whose audio is compressed is gated by bytes.
+        self.gates = tuple(step.audio for step in steps)
+        self.byte_gates = tuple(float(step.nbytes) for step in steps)
         self.controls: tuple[_Control, ...] = tuple(controls)
         self.has_terminate = any(c.type == "Terminate" for c in controls)
 
@@ -220,6 +235,11 @@ def request_differences(
         for name in sorted(a.keys() | b.keys())
         if name not in CREDENTIAL_QUERY_KEYS and a.get(name) != b.get(name)
     ]
+
+
+def _amount(value: float) -> str:
+    """An amount of audio for a message: whole when it is, else to three decimals."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
 def _recorded_params(session: RecordedSession) -> StreamingParams | None:
@@ -268,6 +288,7 @@ class Replay:
         self.departures: list[Departure] = []
         """Every departure from the recording so far, in order."""
         self._by_bytes = plan.format is None or not self.format.is_pcm
+        self._gates = plan.byte_gates if self._by_bytes else plan.gates
         self._bytes = 0
         self._pos = 0  # the next step to send
         self._matched = 0  # recorded controls matched (or skipped) so far
@@ -409,10 +430,11 @@ class Replay:
         """
         recorded = self.plan.controls[target]
         live = self.live_audio
-        if live + _EPSILON + self._slack < recorded.audio:
+        before = float(recorded.nbytes) if self._by_bytes else recorded.audio
+        if live + _EPSILON + self._slack < before:
             unit = "bytes" if self._by_bytes else "ms"
             if not self._depart(
-                f"{recorded.audio:.0f} {unit} of audio before Terminate", f"{live:.0f} {unit}"
+                f"{_amount(before)} {unit} of audio before Terminate", f"{_amount(live)} {unit}"
             ):
                 return
             self._early = (live, recorded.step)
@@ -431,10 +453,9 @@ class Replay:
         if self._early is None or index < self._release_until:
             return False
         live, boundary = self._early
-        step = self.plan.steps[index]
-        if step.audio <= live + _EPSILON:
+        if self._gates[index] <= live + _EPSILON:
             return False
-        return index < boundary or step.kind == "Turn"
+        return index < boundary or self.plan.steps[index].kind == "Turn"
 
     def _synthesize_termination(self) -> None:
         """A recording without ``Terminate``: answer with a ``Termination`` and close 1000."""
@@ -476,7 +497,7 @@ class Replay:
             return True
         if self._audio_free_from is not None and index >= self._audio_free_from:
             return True
-        return self.live_audio + _EPSILON + slack >= self.plan.steps[index].audio
+        return self.live_audio + _EPSILON + slack >= self._gates[index]
 
     @property
     def _slack(self) -> float:

@@ -10,15 +10,20 @@ from hypothesis import strategies as st
 
 from aai_proto import (
     SHORT_FRAME_LIMIT,
+    TRANSITIONS,
     AudioFormat,
+    Client,
     ClientChecker,
     ForceEndpoint,
+    Input,
     LocalProtocolError,
     Rejection,
     ServerError,
+    State,
     StreamingParams,
     Terminate,
     UpdateConfiguration,
+    Violation,
     build_url,
     parse_server_message,
 )
@@ -323,3 +328,110 @@ def test_a_rejected_request_is_final() -> None:
     assert checker.receive_request("/v3/ws?sample_rate=1") is not None
     with pytest.raises(LocalProtocolError, match="the client was rejected"):
         checker.receive_request(TARGET)
+
+
+# -- the client's lifecycle -----------------------------------------------------------
+
+FRAME = b"\0" * 50 * MS
+CONTROL_TEXTS = {
+    "Terminate": '{"type":"Terminate"}',
+    "ForceEndpoint": '{"type":"ForceEndpoint"}',
+    "KeepAlive": '{"type":"KeepAlive"}',
+    "UpdateConfiguration": '{"type":"UpdateConfiguration","max_turn_silence":500}',
+}
+
+
+def test_the_checker_follows_the_client_from_connecting_to_terminating() -> None:
+    checker = accepted()
+    states = [checker.state]
+    assert checker.receive_audio(FRAME) is None
+    for name in ("ForceEndpoint", "KeepAlive", "UpdateConfiguration"):
+        message = checker.receive_text(CONTROL_TEXTS[name])
+        assert not isinstance(message, Rejection | Violation)
+        assert message.type == name
+    states.append(checker.state)
+    assert checker.receive_text(CONTROL_TEXTS["Terminate"]) == Terminate()
+    states.append(checker.state)
+    assert states == [State.CONNECTING, State.CONNECTING, State.TERMINATING]
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("ForceEndpoint", "ForceEndpoint after Terminate"),
+        ("KeepAlive", "KeepAlive after Terminate"),
+        ("UpdateConfiguration", "UpdateConfiguration after Terminate"),
+        ("Terminate", "a second Terminate"),
+    ],
+)
+def test_a_control_message_after_terminate_is_a_violation(name: str, rule: str) -> None:
+    checker = accepted()
+    checker.receive_text(CONTROL_TEXTS["Terminate"])
+    violation = checker.receive_text(CONTROL_TEXTS[name])
+    assert isinstance(violation, Violation)
+    assert violation.rule == rule
+    assert violation.message is not None
+    assert violation.message.type == name
+    # A violation is a finding, not the end: the checker goes on, in the same state.
+    assert checker.rejection is None
+    assert checker.state is State.TERMINATING
+    assert checker.receive_text(CONTROL_TEXTS[name]) == violation
+
+
+def test_audio_after_terminate_is_a_violation_and_not_counted() -> None:
+    checker = accepted()
+    checker.receive_audio(FRAME)
+    checker.receive_text(CONTROL_TEXTS["Terminate"])
+    assert checker.receive_audio(FRAME) == Violation(rule="audio after Terminate")
+    # Not even a frame the service would refuse for its length: the lifecycle comes first.
+    assert checker.receive_audio(b"\0" * 2000 * MS) == Violation(rule="audio after Terminate")
+    assert (checker.audio_bytes, checker.audio_ms) == (len(FRAME), 50.0)
+
+
+def test_the_table_lets_server_messages_change_nothing_a_client_may_send() -> None:
+    # Why the checker can follow the client without seeing what the server sends:
+    # the states a server message moves between allow the same client inputs.
+    client_inputs = set(Input) - {Input.CONNECTION_CLOSED}
+
+    def allowed(state: State) -> set[Input]:
+        return {i for i in client_inputs if i in TRANSITIONS[state]}
+
+    assert allowed(State.CONNECTING) == allowed(State.STREAMING) == client_inputs
+    assert allowed(State.TERMINATING) == allowed(State.TERMINATED) == set()
+
+
+_ACTIONS = ("audio", "ForceEndpoint", "KeepAlive", "UpdateConfiguration", "Terminate", "Begin")
+
+
+@given(st.lists(st.sampled_from(_ACTIONS), max_size=12))
+def test_the_checker_refuses_exactly_what_the_client_refuses(actions: list[str]) -> None:
+    # Both roles, one table: each action the Client refuses (LocalProtocolError) is a
+    # Violation for the checker, and each it takes, the checker takes, wherever the
+    # server's Begin falls (the checker never sees it).
+    client = Client(StreamingParams(sample_rate=16000))
+    checker = accepted()
+    for action in actions:
+        if action == "Begin":
+            if client.begin is None and client.state is State.CONNECTING:
+                client.receive_message('{"type":"Begin","id":"x","expires_at":1}')
+            continue
+        try:
+            if action == "audio":
+                client.send_audio(FRAME)
+            elif action == "Terminate":
+                client.terminate()
+            elif action == "UpdateConfiguration":
+                client.update_configuration(max_turn_silence=500)
+            else:
+                getattr(
+                    client, {"ForceEndpoint": "force_endpoint", "KeepAlive": "keep_alive"}[action]
+                )()
+        except LocalProtocolError:
+            refused = True
+        else:
+            refused = False
+        if action == "audio":
+            result: object = checker.receive_audio(FRAME)
+        else:
+            result = checker.receive_text(CONTROL_TEXTS[action])
+        assert isinstance(result, Violation) is refused, (action, result)

@@ -11,9 +11,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -293,6 +295,86 @@ def test_serve_refuses_bad_arguments(
 
 
 # -- check and info -------------------------------------------------------------------
+
+
+def test_serve_writes_the_journal_as_each_connection_ends(
+    serve: list[subprocess.Popen[str]],
+    command_env: dict[str, str],
+    basic_session: RecordedSession,
+    tmp_path: Path,
+) -> None:
+    # The recording waits for the client to close: the audio after Terminate comes
+    # while the connection is open.
+    *entries, close = basic_session.entries
+    assert isinstance(close, Close)
+    waiting = RecordedSession(basic_session.header, [*entries, attrs.evolve(close, by="client")])
+    session_file = tmp_path / "waiting.jsonl"
+    write_session(waiting, session_file)
+    journal = tmp_path / "journal.jsonl"
+    process, url = start(
+        serve, ["serve", str(session_file), "--journal", str(journal)], command_env
+    )
+    try:
+        headers = {"Authorization": "KEY-SECRET"}
+        with connect(f"{url}{QUERY}&token=TOKEN-SECRET", additional_headers=headers) as ws:
+            ws.recv(timeout=10)  # Begin
+            for _ in range(4):
+                ws.send(b"\0" * 1600)
+            ws.send('{"type":"ForceEndpoint"}')
+            ws.send('{"type":"Terminate"}')
+            ws.send(b"\0" * 1600)  # after Terminate: a violation
+            while json.loads(ws.recv(timeout=10))["type"] != "Termination":
+                pass
+        deadline = time.monotonic() + 10
+        while not journal.read_text().endswith("\n"):  # written before the server stops
+            assert time.monotonic() < deadline, "no journal line"
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+    text = journal.read_text()
+    assert "SECRET" not in text
+    [line] = text.splitlines()
+    record = json.loads(line)
+    assert list(record) == [
+        "connection",
+        "request",
+        "params",
+        "audio",
+        "client_messages",
+        "server_messages",
+        "close",
+        "violations",
+        "departures",
+    ]
+    assert record["request"] == {
+        "path": "/v3/ws",
+        "query": {"sample_rate": "16000", "encoding": "pcm_s16le"},
+    }
+    assert record["params"] == {"sample_rate": 16000, "encoding": "pcm_s16le"}
+    assert record["audio"] == {"frames": 5, "bytes": 8000, "ms": 200.0}
+    assert [m["type"] for m in record["client_messages"]] == ["ForceEndpoint", "Terminate"]
+    assert [m["message"]["type"] for m in record["server_messages"]] == [
+        "Begin",
+        "Turn",
+        "Turn",
+        "Termination",
+    ]
+    assert record["close"] == {"code": 1000, "reason": "", "by": "client"}
+    assert [(v["code"], v["rule"]) for v in record["violations"]] == [
+        (None, "audio after Terminate")
+    ]
+
+
+def test_serve_reports_a_journal_it_cannot_write(
+    basic_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = basic_file.parent / "no-such-dir" / "journal.jsonl"
+    assert run(["serve", str(basic_file), "--journal", str(missing)]) == 1
+    assert capsys.readouterr().err == (
+        f"aai-replay: error: can't write {str(missing)!r}: No such file or directory\n"
+    )
 
 
 def test_check_reports_each_file(tmp_path: Path, sessions_dir: Path) -> None:

@@ -734,3 +734,69 @@ def test_whatever_the_client_does_only_recorded_messages_come_in_order(
         if isinstance(item, dict) and item.get("type") == "Termination" and item not in recorded:
             continue
         position = recorded.index(item, position) + 1
+
+
+def test_a_compressed_live_client_is_gated_by_the_recorded_bytes(
+    make_session: MakeSession, turn: Callable[..., dict[str, Any]]
+) -> None:
+    # Recorded as PCM (gates in ms), streamed live as opus: bytes against bytes.
+    session = make_session(
+        [
+            ClientAudio(0.1, 16000),  # 500 ms, 16000 bytes
+            ServerMessage(0.2, turn(0, "a")),
+            ClientMessage(0.3, {"type": "Terminate"}),
+            ServerMessage(0.4, TERMINATION),
+        ]
+    )
+    r = replay(session, parse_url("?encoding=opus"))
+    r.receive_audio(500, 0.1)
+    assert r.data_to_send() == []  # 500 bytes are not 500 ms
+    r.receive_audio(15_500, 0.2)
+    assert sent(r.data_to_send()) == [turn(0, "a")]
+    strict = replay(session, parse_url("?encoding=opus"), strict=True)
+    strict.receive_audio(400, 0.1)
+    strict.receive_message(Terminate(), 0.2)
+    assert strict.data_to_send()[-1] == mismatch(
+        "request differs: encoding recorded pcm_s16le, got opus; "
+        "sample_rate recorded 16000, got (not sent)"
+    )
+    lenient = replay(session, parse_url("?encoding=opus"))
+    lenient.receive_audio(400, 0.1)
+    lenient.receive_message(Terminate(), 0.2)
+    assert [(d.expected, d.got) for d in lenient.departures][-1] == (
+        "16000 bytes of audio before Terminate",
+        "400 bytes",
+    )
+
+
+def test_a_raw_begin_is_sent_first_and_at_once_too(make_session: MakeSession) -> None:
+    raw_begin = '{"type":"Begin","id":"recorded","expires_at":1}'
+    session = make_session(
+        [ClientAudio(0.05, FRAME), ServerRaw(0.1, "x"), ServerRaw(0.2, raw_begin)]
+    )
+    r = replay(session, pacing="wall")
+    assert r.data_to_send() == [Send(raw_begin)]  # verbatim: a raw frame is not rewritten
+    r.receive_audio(FRAME, 0.2)
+    assert r.data_to_send() == [Send("x")]
+
+
+def test_a_terminate_that_skips_a_recorded_force_endpoint_is_a_lenient_departure(
+    make_session: MakeSession, turn: Callable[..., dict[str, Any]]
+) -> None:
+    session = make_session(
+        [
+            ClientAudio(0.1, FRAME),
+            ClientMessage(0.2, {"type": "ForceEndpoint"}),
+            ServerMessage(0.3, turn(0, "a", end=True)),
+            ClientMessage(0.4, {"type": "Terminate"}),
+            ServerMessage(0.5, TERMINATION),
+        ]
+    )
+    r = replay(session)
+    r.receive_audio(FRAME, 0.1)
+    r.receive_message(Terminate(), 0.2)
+    # Not early: the audio is all there; what the ForceEndpoint gated comes out too.
+    assert sent(r.data_to_send()) == [turn(0, "a", end=True), TERMINATION]
+    assert [(d.t, d.expected, d.got) for d in r.departures] == [
+        (0.2, "ForceEndpoint", "Terminate")
+    ]

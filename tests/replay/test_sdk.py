@@ -7,6 +7,7 @@ messages, parsed by its own models -- with only Begin's id and expiry rewritten.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -223,3 +224,39 @@ def test_the_sdk_with_a_wrong_key_gets_1008(
     assert [(e.code, str(e)) for e in errors] == [
         (1008, "Unauthorized connection: invalid API key or token")
     ]
+
+
+def test_the_journal_holds_what_the_sdk_sent(sessions_dir: Path) -> None:
+    from assemblyai.streaming.v3 import StreamingSessionParameters
+
+    from aai_proto import ForceEndpoint, Terminate, UpdateConfiguration
+
+    session = load_session(sessions_dir / "universal-format-turns.jsonl")
+    with BackgroundReplayServer(session, api_key="KEY-SECRET-1") as server:
+        client = StreamingClient(
+            StreamingClientOptions(api_key="KEY-SECRET-1", api_host=server.api_host)
+        )
+        _, errors = listen(client)
+        client.connect(sdk_parameters(session))
+        frames = audio_frames(session)
+        client.stream(frames[:10])
+        client.force_endpoint()  # type: ignore[no-untyped-call]
+        client.set_params(StreamingSessionParameters(max_turn_silence=700))
+        client.stream(frames[10:])
+        client.disconnect(terminate=True)
+        deadline = time.monotonic() + 10
+        while server.journal[0].close is None:
+            assert time.monotonic() < deadline, "the connection did not close"
+            time.sleep(0.01)
+        [record] = server.journal
+    assert errors == []
+    assert [m.message for m in record.client_messages] == [
+        ForceEndpoint(),
+        UpdateConfiguration(max_turn_silence=700),
+        Terminate(),
+    ]
+    assert record.params == session.params
+    assert record.audio.bytes == len(session.audio_bytes())
+    assert record.audio.frames == len(frames)
+    assert record.violations == ()
+    assert "KEY-SECRET" not in repr(record) + json.dumps(record.to_json())
