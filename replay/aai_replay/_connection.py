@@ -92,7 +92,8 @@ class ReplayConnection:
     same code, its text is used. A client that breaks its lifecycle (audio after
     ``Terminate``, a second ``Terminate``) is let go on by a lenient replay and
     closed with 4900 by a strict one. Either way, :meth:`record` has it all:
-    ``connection`` is the number it gets there.
+    ``connection`` is the number it gets there, and ``journal_messages=False``
+    leaves the messages out of it (see :class:`JournalWriter`).
     """
 
     def __init__(
@@ -105,11 +106,14 @@ class ReplayConnection:
         session_id: str | None = None,
         now_unix: float = 0.0,
         connection: int = 1,
+        journal_messages: bool = True,
     ) -> None:
         options = options if options is not None else ReplayOptions()
         self.plan = plan
         self.options = options
-        self.journal = JournalWriter(connection, target, strict=options.strict)
+        self.journal = JournalWriter(
+            connection, target, strict=options.strict, keep_messages=journal_messages
+        )
         """This connection's journal, as it is written."""
         self._checker = ClientChecker(api_key=options.api_key)
         self._faults = FaultStage(options.faults)

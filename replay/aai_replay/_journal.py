@@ -1,17 +1,19 @@
 """The journal: what each connection to a replay server carried, for tests to read.
 
 Strategy: a connection writes its journal as it goes (:class:`JournalWriter`,
-owned by one :class:`~aai_replay.ReplayConnection`, fed from the server's loop)
-and anyone may take a :class:`ConnectionRecord` of it at any time, from any
-thread: the writer's few lists and counters change under one lock, and a record
-is an immutable copy. Credentials never enter it: the request's query is stripped
-of them, and the parameters lose the webhook secret before they are stored.
+owned by one :class:`~aai_replay.ReplayConnection`, fed from the server's loop,
+one thread) and anyone may take a :class:`ConnectionRecord` of it at any time,
+from any thread. No lock is needed, and none is paid for on every audio frame:
+the writer only appends to lists and replaces whole values (the audio counts are
+one tuple), and a reader copies each list with ``tuple()`` -- operations that
+are atomic in CPython. Credentials never enter it: the request's query is
+stripped of them, and the parameters lose the webhook secret before they are
+stored.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, final
 
@@ -224,18 +226,20 @@ class JournalWriter:
     """The journal of one connection as it is being written; :meth:`record` reads it.
 
     Every method may be called from the server's loop while another thread calls
-    :meth:`record`.
+    :meth:`record`. With ``keep_messages=False`` the client's and the server's
+    messages are not kept (all the rest is): for a server nobody reads back, whose
+    memory then stays the same however long a session runs.
     """
 
-    def __init__(self, connection: int, target: str, *, strict: bool = False) -> None:
-        self._lock = threading.Lock()
+    def __init__(
+        self, connection: int, target: str, *, strict: bool = False, keep_messages: bool = True
+    ) -> None:
+        self._keep_messages = keep_messages
         self._connection = connection
         self._request = _request(target)
         self._strict = strict
         self._params: StreamingParams | None = None
-        self._frames = 0
-        self._bytes = 0
-        self._ms = 0.0
+        self._audio = (0, 0, 0.0)  # frames, bytes, ms: replaced whole
         self._client: list[ClientMessageRecord] = []
         self._server: list[ServerMessageRecord] = []
         self._violations: list[ViolationRecord] = []
@@ -250,32 +254,28 @@ class JournalWriter:
 
     def audio(self, nbytes: int, ms: float) -> None:
         """One binary frame of ``nbytes`` bytes (``ms`` of audio) came."""
-        with self._lock:
-            self._frames += 1
-            self._bytes += nbytes
-            self._ms += ms
+        frames, total, total_ms = self._audio
+        self._audio = (frames + 1, total + nbytes, total_ms + ms)
 
     def client_message(self, t: float, message: ClientMessage) -> None:
-        with self._lock:
+        if self._keep_messages:
             self._client.append(ClientMessageRecord(t=t, message=message))
 
     def server_message(self, t: float, data: str | bytes) -> None:
-        with self._lock:
+        if self._keep_messages:
             self._server.append(ServerMessageRecord(t=t, data=data))
 
     def violation(self, t: float, code: int | None, rule: str) -> None:
-        with self._lock:
-            self._violations.append(ViolationRecord(t=t, code=code, rule=rule))
+        self._violations.append(ViolationRecord(t=t, code=code, rule=rule))
 
     def departures(self, departures: Iterable[Departure]) -> None:
-        with self._lock:
-            self._departures.extend(departures)
+        for departure in departures:
+            self._departures.append(departure)
 
     def closed(self, code: int, reason: str, by: Literal["server", "client"]) -> None:
         """The connection closed; only the first close counts."""
-        with self._lock:
-            if self._close is None:
-                self._close = CloseRecord(code=code, reason=reason, by=by)
+        if self._close is None:
+            self._close = CloseRecord(code=code, reason=reason, by=by)
 
     @property
     def is_closed(self) -> bool:
@@ -283,19 +283,19 @@ class JournalWriter:
 
     def record(self) -> ConnectionRecord:
         """An immutable snapshot of the journal so far."""
-        with self._lock:
-            return ConnectionRecord(
-                connection=self._connection,
-                request=self._request,
-                params=self._params,
-                strict=self._strict,
-                audio=AudioReceived(frames=self._frames, bytes=self._bytes, ms=self._ms),
-                client_messages=tuple(self._client),
-                server_messages=tuple(self._server),
-                close=self._close,
-                violations=tuple(self._violations),
-                departures=tuple(self._departures),
-            )
+        frames, nbytes, ms = self._audio
+        return ConnectionRecord(
+            connection=self._connection,
+            request=self._request,
+            params=self._params,
+            strict=self._strict,
+            audio=AudioReceived(frames=frames, bytes=nbytes, ms=ms),
+            client_messages=tuple(self._client),
+            server_messages=tuple(self._server),
+            close=self._close,
+            violations=tuple(self._violations),
+            departures=tuple(self._departures),
+        )
 
 
 def verdict(records: Sequence[ConnectionRecord]) -> list[str]:

@@ -264,6 +264,8 @@ class ReplayServer:
             authorization=_authorization(request.headers),
             now_unix=time.time(),
             connection=self._next_request(),
+            # Messages are kept only for someone who will read them.
+            journal_messages=self.keep_journal or self.on_closed is not None,
         )
         self._keep(connection.journal)
         logger.info("connection %d: open", number)

@@ -356,3 +356,36 @@ async def test_the_journal_of_an_aai_proto_trio_client() -> None:
     assert record.violations == ()
     assert record.close == CloseRecord(code=1000, reason="Session Ended", by="server")
     assert "SECRET" not in repr(record) + json.dumps(record.to_json())
+
+
+def test_a_journal_without_messages_keeps_the_rest(basic_session: RecordedSession) -> None:
+    conn = ReplayConnection(
+        ReplayPlan(basic_session), target=TARGET, session_id="live", journal_messages=False
+    )
+    play_basic(conn)
+    conn.receive_message(FRAME, 0.31)
+    conn.data_to_send(0.4)
+    record = conn.record()
+    assert (record.client_messages, record.server_messages) == ((), ())
+    assert record.audio == AudioReceived(frames=5, bytes=8000, ms=200.0)
+    assert record.violations == (ViolationRecord(t=0.31, code=None, rule="audio after Terminate"),)
+    assert record.close == CloseRecord(code=1000, reason="Session Ended", by="server")
+
+
+async def test_a_server_that_keeps_no_journal_hands_each_record_over(
+    basic_session: RecordedSession,
+) -> None:
+    handed: list[ConnectionRecord] = []
+    with trio.fail_after(20):
+        async with open_replay_server(
+            basic_session, keep_journal=False, on_closed=handed.append
+        ) as server:
+            async with connect_url(server.url + "?" + QUERY) as ws:
+                await ws.get_message()
+            while not handed:
+                await trio.sleep(0.01)
+            assert server.journal == []
+    [record] = handed
+    assert record.connection == 1
+    assert json.loads(record.server_messages[0].data)["type"] == "Begin"  # kept: it is read
+    assert record.close == CloseRecord(code=1000, reason="", by="client")
