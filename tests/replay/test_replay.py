@@ -797,6 +797,4 @@ def test_a_terminate_that_skips_a_recorded_force_endpoint_is_a_lenient_departure
     r.receive_message(Terminate(), 0.2)
     # Not early: the audio is all there; what the ForceEndpoint gated comes out too.
     assert sent(r.data_to_send()) == [turn(0, "a", end=True), TERMINATION]
-    assert [(d.t, d.expected, d.got) for d in r.departures] == [
-        (0.2, "ForceEndpoint", "Terminate")
-    ]
+    assert [(d.t, d.expected, d.got) for d in r.departures] == [(0.2, "ForceEndpoint", "Terminate")]
