@@ -28,9 +28,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aai_proto import AudioFormat, StreamingParams, Terminate, parse_url
+from aai_proto import AudioFormat, Terminate, parse_url
 from aai_replay import (
-    Action,
     ClientAudio,
     ClientMessage,
     Close,
@@ -45,20 +44,17 @@ from aai_replay import (
     ServerRaw,
     load_session,
 )
+from tests.replay._replay import BEGIN_LIVE, NOW_UNIX, SESSION_ID, replay, sent
 
 MakeSession = Callable[..., RecordedSession]
 TurnFactory = Callable[..., dict[str, Any]]
 
-PARAMS = StreamingParams(sample_rate=16000)
 FRAME = 1600  # 50 ms of 16 kHz pcm_s16le
 HALF = 16000  # 500 ms of 16 kHz pcm_s16le
 BYTES_PER_MS = 32  # 16 kHz, 2 bytes a sample
 SAMPLE = 2
 SLACK_MS = 50
-SESSION_ID = "live-id"
-NOW_UNIX = 1_800_000_000.9
 BEGIN_RECORDED = {"type": "Begin", "id": "rec-id", "expires_at": 1_700_000_000}
-BEGIN_LIVE = {"type": "Begin", "id": SESSION_ID, "expires_at": 1_800_000_000 + 3 * 3600}
 SPEECH_STARTED = {"type": "SpeechStarted", "timestamp": 0}
 SPEAKER_REVISION = {
     "type": "SpeakerRevision",
@@ -66,26 +62,6 @@ SPEAKER_REVISION = {
 }
 TERMINATION = {"type": "Termination", "audio_duration_seconds": 2, "session_duration_seconds": 3}
 SESSION_ENDED = CloseConnection(1000, "Session Ended")
-
-
-def sent(actions: Sequence[Action]) -> list[Any]:
-    """Sends as parsed JSON (or the raw text); closes and aborts as they are."""
-    out: list[Any] = []
-    for action in actions:
-        if isinstance(action, Send) and isinstance(action.data, str):
-            try:
-                out.append(json.loads(action.data))
-            except ValueError:
-                out.append(action.data)
-        else:
-            out.append(action)
-    return out
-
-
-def replay(session: RecordedSession, params: StreamingParams = PARAMS, **options: Any) -> Replay:
-    options.setdefault("session_id", SESSION_ID)
-    options.setdefault("now_unix", NOW_UNIX)
-    return Replay(ReplayPlan(session), params, **options)
 
 
 def departures(r: Replay) -> list[tuple[float, str, str]]:

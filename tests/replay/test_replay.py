@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ from aai_proto import (
 )
 from aai_replay import (
     Abort,
-    Action,
     ClientAudio,
     ClientMessage,
     Close,
@@ -35,34 +34,11 @@ from aai_replay import (
     ServerRaw,
     load_session,
 )
+from tests.replay._replay import BEGIN_LIVE, PARAMS, replay, sent
 
 MakeSession = Callable[..., RecordedSession]
-PARAMS = StreamingParams(sample_rate=16000)
 FRAME = 1600
 TERMINATION = {"type": "Termination", "audio_duration_seconds": 0, "session_duration_seconds": 0}
-
-
-def sent(actions: Sequence[Action]) -> list[Any]:
-    """Sends as parsed JSON (or the raw text); closes and aborts as they are."""
-    out: list[Any] = []
-    for action in actions:
-        if isinstance(action, Send) and isinstance(action.data, str):
-            try:
-                out.append(json.loads(action.data))
-            except ValueError:
-                out.append(action.data)
-        else:
-            out.append(action)
-    return out
-
-
-def replay(session: RecordedSession, params: StreamingParams = PARAMS, **options: Any) -> Replay:
-    options.setdefault("session_id", "live-id")
-    options.setdefault("now_unix", 1_800_000_000.9)
-    return Replay(ReplayPlan(session), params, **options)
-
-
-BEGIN_LIVE = {"type": "Begin", "id": "live-id", "expires_at": 1_800_000_000 + 3 * 3600}
 
 
 # -- the audio and control gates ------------------------------------------------------

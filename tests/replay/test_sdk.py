@@ -18,10 +18,7 @@ from assemblyai.streaming.v3 import (
     AsyncStreamingClient,
     StreamingClient,
     StreamingClientOptions,
-    StreamingEvents,
-    StreamingParameters,
 )
-from assemblyai.streaming.v3._base import _BaseStreamingClient
 
 from aai_replay import (
     BackgroundReplayServer,
@@ -30,39 +27,11 @@ from aai_replay import (
     ServerMessage,
     load_session,
 )
+from tests._sdk import SDK_WARNINGS, Received, expected_events, listen, sdk_parameters
+
+pytestmark = SDK_WARNINGS
 
 API_KEY = "replay-test-key"
-
-# The SDK (1.8.2) uses websockets APIs that websockets 17 deprecates -- its sync
-# connect() without a context manager, ConnectionClosed.code and .reason -- from
-# its own threads; with warnings as errors those threads would die.
-pytestmark = [
-    pytest.mark.filterwarnings(
-        r"ignore:connect\(\) must be used as a context manager:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings(
-        r"ignore:ConnectionClosed\.(code|reason) is deprecated:DeprecationWarning"
-    ),
-]
-
-
-def sdk_parameters(session: RecordedSession) -> StreamingParameters:
-    params = session.params
-    fields: dict[str, Any] = {}
-    for name in (
-        "sample_rate",
-        "encoding",
-        "speech_model",
-        "format_turns",
-        "speaker_labels",
-        "language_detection",
-        "session_heartbeat",
-        "inactivity_timeout",
-    ):
-        value = getattr(params, name)
-        if value is not None:
-            fields[name] = value
-    return StreamingParameters(**fields)
 
 
 def audio_frames(session: RecordedSession) -> list[bytes]:
@@ -74,17 +43,6 @@ def audio_frames(session: RecordedSession) -> list[bytes]:
             frames.append(audio[start : start + entry.nbytes])
             start += entry.nbytes
     return frames
-
-
-def expected_events(session: RecordedSession) -> list[tuple[str, Any]]:
-    """The recorded server messages as the SDK parses them, with the SDK's event names."""
-    out: list[tuple[str, Any]] = []
-    for entry in session.entries:
-        if isinstance(entry, ServerMessage):
-            model = _BaseStreamingClient._parse_message(dict(entry.message))
-            assert model is not None
-            out.append((type(model).__name__, model))
-    return out
 
 
 def received_matches(received: list[tuple[str, Any]], session: RecordedSession) -> None:
@@ -110,23 +68,6 @@ def fixture_server(sessions_dir: Path) -> Iterator[Callable[[str], tuple[Recorde
     yield start
     for server in servers:
         server.stop()
-
-
-Received = list[tuple[str, Any]]
-
-
-def listen(client: Any) -> tuple[Received, list[Any]]:
-    """Record every event the SDK client reports: (model name, model), and errors apart."""
-    received: Received = []
-    errors: list[Any] = []
-    for event in StreamingEvents:
-        if event is StreamingEvents.Error:
-            client.on(event, lambda _client, error: errors.append(error))
-        else:
-            client.on(
-                event, lambda _client, message: received.append((type(message).__name__, message))
-            )
-    return received, errors
 
 
 def run_sync_sdk(

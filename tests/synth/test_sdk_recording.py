@@ -31,10 +31,7 @@ import trio
 from assemblyai.streaming.v3 import (
     StreamingClient,
     StreamingClientOptions,
-    StreamingEvents,
-    StreamingParameters,
 )
-from assemblyai.streaming.v3._base import _BaseStreamingClient
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
@@ -55,7 +52,10 @@ from aai_replay import (
 from aai_replay._cli import run as replay_cli
 from aai_replay._journal import ConnectionRecord
 from aai_replay._server import open_replay_server
+from tests._sdk import SDK_WARNINGS, expected_events, listen, sdk_parameters
 from tests._websocket import connect
+
+pytestmark = SDK_WARNINGS
 
 SESSIONS = Path(__file__).resolve().parents[2] / "fixtures" / "sessions"
 SDK_KEY = "sk-test-SECRET123"
@@ -64,17 +64,6 @@ RAW_KEY = "sk-raw-SECRET789"
 DELAY = 0.15
 FRAME = 1600  # 50 ms of 16 kHz pcm_s16le, as the SDK's examples cut it
 TIMEOUT = 20.0  # a safety net for every wait, never a synchronisation
-
-# The SDK (1.8.2) uses websockets APIs that websockets 17 deprecates, from its own
-# threads; with warnings as errors those threads would die (see tests/replay/test_sdk.py).
-pytestmark = [
-    pytest.mark.filterwarnings(
-        r"ignore:connect\(\) must be used as a context manager:DeprecationWarning"
-    ),
-    pytest.mark.filterwarnings(
-        r"ignore:ConnectionClosed\.(code|reason) is deprecated:DeprecationWarning"
-    ),
-]
 
 
 @attrs.frozen(kw_only=True)
@@ -106,17 +95,6 @@ def chunks(pcm: bytes) -> Iterator[bytes]:
         yield pcm[i : i + FRAME]
 
 
-def sdk_parameters(session: RecordedSession) -> StreamingParameters:
-    """The recorded request's parameters, as an SDK user would pass them."""
-    params = session.params
-    fields: dict[str, Any] = {
-        "sample_rate": params.sample_rate,
-        "encoding": params.encoding,
-        "speech_model": params.speech_model,
-    }
-    return StreamingParameters(**fields)
-
-
 def run_sdk(session: RecordedSession, pcm: bytes, api_host: str) -> tuple[list[Any], list[Any]]:
     """Stream ``pcm`` with the SDK's sync client, then ``disconnect(terminate=True)``."""
     options = StreamingClientOptions(
@@ -127,15 +105,7 @@ def run_sdk(session: RecordedSession, pcm: bytes, api_host: str) -> tuple[list[A
         terminate_timeout=5.0,
     )
     client = StreamingClient(options)
-    events: list[tuple[str, Any]] = []
-    errors: list[Any] = []
-    for event in StreamingEvents:
-        if event is StreamingEvents.Error:
-            client.on(event, lambda _client, error: errors.append(error))
-        else:
-            client.on(
-                event, lambda _client, message: events.append((type(message).__name__, message))
-            )
+    events, errors = listen(client)
     client.connect(sdk_parameters(session))
     client.stream(chunks(pcm))
     client.disconnect(terminate=True)
@@ -224,17 +194,6 @@ def server_json(session: RecordedSession) -> list[dict[str, Any]]:
     return out
 
 
-def sdk_expected(session: RecordedSession) -> list[tuple[str, Any]]:
-    """The recorded server messages as the SDK parses them."""
-    out: list[tuple[str, Any]] = []
-    for entry in session.entries:
-        if isinstance(entry, ServerMessage):
-            model = _BaseStreamingClient._parse_message(dict(entry.message))
-            assert model is not None
-            out.append((type(model).__name__, model))
-    return out
-
-
 def sdk_finals(events: list[tuple[str, Any]]) -> list[str]:
     """The transcript of each turn's end, as the SDK reported it (no format_turns here)."""
     return [str(m.transcript) for name, m in events if name == "TurnEvent" and m.end_of_turn]
@@ -253,7 +212,7 @@ def proto_events(session: RecordedSession) -> list[aai_proto.ServerEvent]:
 
 def test_the_sdk_got_every_event_through_the_recorder(recording: SdkRecording) -> None:
     assert recording.sdk_errors == []
-    received, expected = recording.sdk_events, sdk_expected(recording.original)
+    received, expected = recording.sdk_events, expected_events(recording.original)
     assert [name for name, _ in received] == [name for name, _ in expected]
     assert received[0][0] == "BeginEvent"
     assert received[0][1].id != expected[0][1].id  # the replay's own session id
