@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from aai_replay import ClientAudio, ClientMessage, RecordedSession, ServerMessage
 
@@ -42,3 +44,16 @@ def assert_server_follows_audio(session: RecordedSession) -> None:
                 assert message["timestamp"] < sent_ms
             elif message["type"] == "Heartbeat":
                 assert message["total_audio_received_ms"] <= sent_ms
+
+
+def server_json(session: RecordedSession) -> list[dict[str, Any]]:
+    """The server messages as JSON, Begin without its id and expiry (each replay makes its own)."""
+    out = []
+    for entry in session.entries:
+        if isinstance(entry, ServerMessage):
+            message = json.loads(json.dumps(dict(entry.message)))
+            if message["type"] == "Begin":
+                message.pop("id")
+                message.pop("expires_at")
+            out.append(message)
+    return out

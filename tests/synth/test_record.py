@@ -47,7 +47,7 @@ from aai_replay._record import (
 )
 from aai_replay._server import open_replay_server
 from tests._websocket import connect
-from tests.synth._shared import NAMES
+from tests.synth._shared import NAMES, server_json
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sessions"
 KEY = "sk-test-4f1d9b0e-API-KEY"
@@ -110,19 +110,6 @@ async def stream(
 
 def query_of(session: RecordedSession, **extra: str) -> str:
     return urlencode([*session.header.request.query.items(), *extra.items()])
-
-
-def server_json(session: RecordedSession) -> list[dict[str, Any]]:
-    out = []
-    for entry in session.entries:
-        if isinstance(entry, ServerMessage):
-            message = json.loads(json.dumps(dict(entry.message)))
-            if message["type"] == "Begin":
-                # The replay server gives each live session its own id and expiry.
-                message.pop("id")
-                message.pop("expires_at")
-            out.append(message)
-    return out
 
 
 @pytest.mark.parametrize("name", NAMES)

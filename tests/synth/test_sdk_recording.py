@@ -54,6 +54,7 @@ from aai_replay._journal import ConnectionRecord
 from aai_replay._server import open_replay_server
 from tests._sdk import SDK_WARNINGS, expected_events, listen, sdk_parameters
 from tests._websocket import connect
+from tests.synth._shared import server_json
 
 pytestmark = SDK_WARNINGS
 
@@ -179,19 +180,6 @@ def recording(
 
 
 # -- what to expect -------------------------------------------------------------------------
-
-
-def server_json(session: RecordedSession) -> list[dict[str, Any]]:
-    """The server messages, Begin without its id and expiry (each replay makes its own)."""
-    out = []
-    for entry in session.entries:
-        if isinstance(entry, ServerMessage):
-            message = json.loads(json.dumps(dict(entry.message)))
-            if message["type"] == "Begin":
-                message.pop("id")
-                message.pop("expires_at")
-            out.append(message)
-    return out
 
 
 def sdk_finals(events: list[tuple[str, Any]]) -> list[str]:
