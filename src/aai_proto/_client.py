@@ -143,12 +143,11 @@ def _named(value: object) -> str:
 
 
 def _as_int(name: str, value: object) -> int:
-    """``value`` as a plain ``int`` (a ``bool`` or an ``IntEnum`` as its value); else TypeError.
+    """``value`` as a plain ``int`` (an ``IntEnum`` close code as its value); else TypeError.
 
-    The compiled build (mypyc) converts an ``int`` argument so before the method runs;
-    the pure build does it here, so that both behave alike.
+    A ``bool`` is not a number here: ``chunk_ms=True`` is a mistake, not 1 ms.
     """
-    if not isinstance(value, int):
+    if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an int, got {_named(value)}")
     return int(value)
 
@@ -170,8 +169,8 @@ class Client:
     first, padded to 50 ms or not as ``tail`` says. ``force_endpoint()`` does not
     flush a partial frame.
 
-    Arguments of the wrong type raise ``TypeError``; an ``int`` subclass (``bool``,
-    ``IntEnum``) is taken as its plain ``int`` value.
+    Arguments of the wrong type raise ``TypeError`` (a ``bool`` where an ``int`` is
+    meant, too); an ``IntEnum`` is taken as its plain ``int`` value.
     """
 
     def __init__(
