@@ -314,7 +314,7 @@ def test_aai_proto_stream_prints_the_transcript_of_the_recording(
     command = [
         sys.executable,
         "-c",
-        "import sys; from aai_proto._cli import main; sys.exit(main())",
+        "import sys; from aai_proto.trio._cli import main; sys.exit(main())",
         "stream",
         str(recording.wav),
         "--fast",

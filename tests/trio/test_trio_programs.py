@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -22,7 +23,7 @@ import trio_websocket
 from trio_websocket import WebSocketConnection, WebSocketRequest
 
 import aai_proto as aai
-from aai_proto import _cli
+from aai_proto.trio import _cli
 from tests.trio.conftest import WavMaker
 
 KEY = "sk-test-SECRET-KEY-0123"
@@ -150,6 +151,42 @@ async def test_stream_prints_finals_as_lines_when_not_a_terminal(
     assert server.paths == ["/v3/ws?sample_rate=16000&encoding=pcm_s16le&format_turns=true"]
     assert server.authorization == [KEY.encode()]
     assert bytes(server.audio) == b"\x01\x02" * 16000
+
+
+async def test_stream_sends_a_raw_file_in_the_encoding_its_params_give(
+    nursery: trio.Nursery,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ASSEMBLYAI_API_KEY", KEY)
+    server = Transcriber()
+    url = await serve(nursery, server)
+    path = tmp_path / "call.raw"
+    path.write_bytes(b"\xff" * 8000)  # 1 s of 8 kHz mu-law
+    argv = ["stream", str(path), "--url", url, "--fast"]
+    params = ["--param", "encoding=pcm_mulaw", "--param", "sample_rate=8000"]
+    assert await run_cli(*argv, *params) == 0
+    assert server.paths == ["/v3/ws?sample_rate=8000&encoding=pcm_mulaw"]
+    assert bytes(server.audio) == b"\xff" * 8000
+    capsys.readouterr()
+    # A raw file says nothing of its rate: without one, the encoding cannot be read.
+    assert await run_cli(*argv, "--param", "encoding=pcm_mulaw") == 2
+    assert capsys.readouterr().err == (
+        "aai-proto: error: Invalid 'sample_rate': required for encoding 'pcm_mulaw'\n"
+    )
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "aai_proto.trio", "stream", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: aai-proto stream ")
 
 
 async def test_stream_redraws_interim_text_on_a_terminal(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from functools import partial
 from pathlib import Path
@@ -1092,3 +1092,76 @@ def test_read_wav_format(make_wav: WavMaker, tmp_path: Path) -> None:
     assert read_wav_format(make_wav(rate=22050)) == aai.AudioFormat(sample_rate=22050)
     with pytest.raises(FileNotFoundError):
         read_wav_format(tmp_path / "missing.wav")
+
+
+async def test_stream_paces_any_source_in_real_time(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # An async iterable of uneven chunks: the frames still leave as the audio plays.
+    async def microphone() -> AsyncIterator[bytes]:
+        yield b"\x01\x02" * 2400  # 150 ms at once
+        yield b"\x01\x02" * 800  # 50 ms
+        yield b"\x01\x02" * 800
+
+    server = Server()
+    times: list[float] = []
+    client_stream, _ = serve(nursery, timed(server, times))
+    async with session_for(client_stream) as session:
+        start = trio.current_time()
+        await session.stream(microphone())
+        elapsed = trio.current_time() - start
+        assert await session.terminate() == TERMINATION
+    assert elapsed == pytest.approx(0.25)
+    assert server.received == [b"\x01\x02" * 800] * 5 + [TERMINATE]
+    assert times[:5] == pytest.approx([start + 0.05 * n for n in range(5)])
+
+
+async def test_stream_takes_a_plain_iterable_as_fast_as_it_goes(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = Server()
+    client_stream, _ = serve(nursery, answering(server))
+    async with session_for(client_stream) as session:
+        await session.stream([b"\x01\x02" * 300, bytearray(b"\x01\x02" * 500)], realtime=False)
+        assert trio.current_time() == 0
+    assert server.received == [b"\x01\x02" * 800, TERMINATE]
+
+
+async def test_stream_file_reads_raw_audio(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    path = tmp_path / "speech.raw"
+    path.write_bytes(b"\xff" * 2400)  # 300 ms of 8 kHz mu-law
+    server = Server()
+    client_stream, _ = serve(nursery, answering(server))
+    params = aai.StreamingParams(sample_rate=8000, encoding="pcm_mulaw")
+    async with open_session(params, url=URL, stream=client_stream) as session:
+        start = trio.current_time()
+        await session.stream_file(path)
+        elapsed = trio.current_time() - start
+    assert elapsed == pytest.approx(0.3)
+    assert server.received == [b"\xff" * 400] * 6 + [TERMINATE]
+
+
+async def test_real_time_pacing_needs_pcm(nursery: trio.Nursery, tmp_path: Path) -> None:
+    path = tmp_path / "speech.pcm"
+    path.write_bytes(b"opus bytes")
+    server = Server()
+    client_stream, _ = serve(nursery, answering(server))
+    params = aai.StreamingParams(sample_rate=None, encoding="opus")
+    async with open_session(params, url=URL, stream=client_stream) as session:
+        with pytest.raises(ValueError, match=r"^real-time pacing needs PCM audio; opus has"):
+            await session.stream_file(path)
+        await session.stream_file(path, realtime=False)
+    assert server.received == [b"opus bytes", TERMINATE]
+
+
+async def test_a_missing_raw_file_is_an_error_at_once(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    server = Server()
+    client_stream, _ = serve(nursery, answering(server))
+    async with session_for(client_stream) as session:
+        with pytest.raises(FileNotFoundError):
+            await session.stream_file(tmp_path / "missing.raw")
+    assert server.received == [TERMINATE]

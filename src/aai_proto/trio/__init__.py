@@ -10,9 +10,9 @@ package only moves its messages and keeps time. Needs the ``trio`` extra::
             ...
 """
 
+from ._audio import read_wav_format
 from ._errors import ConnectError, ConnectTimeout, HandshakeRejected
 from ._session import CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Session, open_session
-from ._wav import read_wav_format
 
 __all__ = [
     "CLOSE_TIMEOUT",

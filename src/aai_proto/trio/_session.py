@@ -12,6 +12,7 @@ whichever call is waiting for it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Awaitable, Callable
@@ -41,7 +42,7 @@ from aai_proto import (
     redact_url,
 )
 
-from . import _wav
+from ._audio import Chunks, file_chunks, pace
 from ._connect import Target, handshake, open_stream
 from ._errors import ConnectError, ConnectTimeout
 
@@ -159,17 +160,31 @@ class Session(trio.abc.AsyncResource):
         """Send ``UpdateConfiguration`` with these settings (``ValueError`` if invalid)."""
         await self._act(lambda: self._client.update_configuration(**fields))
 
-    async def stream_file(self, path: str | os.PathLike[str], *, realtime: bool = True) -> None:
-        """Send the audio of a WAV file; see :func:`aai_proto.trio.read_wav_format`.
+    async def stream(self, source: Chunks, *, realtime: bool = True) -> None:
+        """Send the audio of ``source``, an iterable (or async iterable) of byte chunks.
 
-        The file must hold mono 16-bit PCM at the session's sample rate
-        (``ValueError`` otherwise, before anything is sent). With ``realtime`` the
+        The chunks are in the session's format, of any size. With ``realtime`` the
         audio leaves no faster than it plays, one ``chunk_ms`` frame at a time, as
-        from a microphone; without it, as fast as the connection takes it (fine for
-        local servers; the service may answer 3007 "Audio Transmission Rate
-        Exceeded"). Does not terminate the session.
+        from a microphone (PCM only: ``ValueError`` for compressed audio); without
+        it, as fast as the connection takes it (fine for local servers; the service
+        may answer 3007 "Audio Transmission Rate Exceeded"). Does not terminate the
+        session.
         """
-        await _wav.stream_wav(self, path, chunk_ms=self._chunk_ms, realtime=realtime)
+        await pace(
+            self.send_audio, source, self.audio_format, chunk_ms=self._chunk_ms, realtime=realtime
+        )
+
+    async def stream_file(self, path: str | os.PathLike[str], *, realtime: bool = True) -> None:
+        """Send the audio of a file, paced as :meth:`stream` does.
+
+        A WAV file must hold mono 16-bit PCM at the session's sample rate (see
+        :func:`aai_proto.trio.read_wav_format`; ``ValueError`` otherwise, before
+        anything is sent). A file whose name ends in ``.raw`` or ``.pcm`` is raw
+        audio in the session's encoding. Does not terminate the session.
+        """
+        chunks = file_chunks(path, self.audio_format, chunk_ms=self._chunk_ms, realtime=realtime)
+        with contextlib.closing(chunks):  # the file closes now, even if this is cancelled
+            await self.stream(chunks, realtime=realtime)
 
     async def terminate(self) -> Termination | None:
         """End the session: send the audio tail and ``Terminate``, wait for ``Termination``.

@@ -1,4 +1,6 @@
-"""The ``aai-proto`` command: ``aai-proto stream AUDIO.wav`` prints a live transcript.
+"""The ``aai-proto`` command: ``aai-proto stream AUDIO`` prints a live transcript.
+
+A trio program, so it lives in ``aai_proto.trio`` (``python -m aai_proto.trio`` runs it).
 
 Transcripts go to standard output: on a terminal the current turn's interim text
 is redrawn in place and each final turn gets its own line; elsewhere only the final
@@ -31,8 +33,9 @@ from aai_proto import (
     dump_server_message,
     parse_url,
 )
-from aai_proto.trio import Session, open_session, read_wav_format
-from aai_proto.trio._wav import check_format
+
+from ._audio import RAW_SUFFIXES, check_format, read_wav_format
+from ._session import Session, open_session
 
 __all__ = ["main"]
 
@@ -58,10 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     stream = commands.add_parser(
         "stream",
-        help="stream a WAV file and print the live transcript",
-        description="Stream a mono 16-bit PCM WAV file and print the live transcript.",
+        help="stream an audio file and print the live transcript",
+        description="Stream a mono 16-bit PCM WAV file, or a raw audio file (.raw, .pcm) in "
+        "the encoding and sample rate its --param options give, and print the live transcript.",
     )
-    stream.add_argument("audio", metavar="AUDIO.wav", help="the WAV file to stream")
+    stream.add_argument(
+        "audio",
+        metavar="AUDIO",
+        help="the file to stream: WAV, or raw audio when its name ends in .raw or .pcm",
+    )
     stream.add_argument("--url", default=DEFAULT_URL, help="the service URL (default: %(default)s)")
     auth = stream.add_mutually_exclusive_group()
     auth.add_argument(
@@ -89,17 +97,25 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="a connection parameter, written as in the URL query (repeatable), "
-        "e.g. --param format_turns=true; sample_rate defaults to the file's",
+        "e.g. --param format_turns=true; sample_rate defaults to a WAV file's",
     )
     stream.add_argument("--json", action="store_true", help="print every event as a JSON line")
     return parser
 
 
-def _params(pairs: list[tuple[str, str]], fmt: AudioFormat) -> StreamingParams:
-    """The parameters given, read as the URL query reads them; the file's sample rate by default."""
-    if "sample_rate" not in {name for name, _ in pairs}:
+def _params(pairs: list[tuple[str, str]], fmt: AudioFormat | None) -> StreamingParams:
+    """The parameters given, read as the URL query reads them; a WAV file's rate by default."""
+    if fmt is not None and "sample_rate" not in {name for name, _ in pairs}:
         pairs = [("sample_rate", str(fmt.sample_rate)), *pairs]
     return parse_url("?" + urlencode(pairs))
+
+
+def _file_format(path: str) -> AudioFormat | None:
+    """A WAV file's format; ``None`` for raw audio (checked to be readable now, not later)."""
+    if path.lower().endswith(RAW_SUFFIXES):
+        with open(path, "rb"):
+            return None
+    return read_wav_format(path)
 
 
 class _Display:
@@ -202,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     try:
-        fmt = read_wav_format(args.audio)
+        fmt = _file_format(args.audio)
         params = _params(args.param, fmt)
-        check_format(args.audio, fmt, AudioFormat.from_params(params))
+        if fmt is not None:
+            check_format(args.audio, fmt, AudioFormat.from_params(params))
         display = _Display(sys.stdout, json_lines=args.json, format_turns=bool(params.format_turns))
         session_id, termination = trio.run(_stream, args, params, display)
     except InvalidParameter as exc:

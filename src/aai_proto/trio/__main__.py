@@ -1,0 +1,7 @@
+"""``python -m aai_proto.trio``: the ``aai-proto`` command."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())
