@@ -17,13 +17,14 @@ import os
 import wave
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import IO, Any, Final, Literal, TypeAlias, final
 from urllib.parse import urlencode
 
 import attrs
 
 from aai_proto import AudioFormat, InvalidParameter, StreamingParams, parse_url
+from aai_proto._params import FrozenDict
 
 __all__ = [
     "CREDENTIAL_QUERY_KEYS",
@@ -91,8 +92,10 @@ def _shown(value: object) -> str:
 
 
 def _freeze(value: Any) -> Any:
-    # Anything but a mapping is left as it is, for the validator to refuse.
-    return MappingProxyType(dict(value)) if isinstance(value, Mapping) else value
+    # A read-only copy that pickles and deep-copies (a MappingProxyType does neither);
+    # shallow, as the values within are. Anything but a mapping is left as it is, for
+    # the validator to refuse.
+    return FrozenDict(value) if isinstance(value, Mapping) else value
 
 
 def _credential_key(obj: Any) -> str | None:

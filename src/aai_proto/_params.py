@@ -3,16 +3,18 @@
 Strategy: every parameter is declared once, as an attrs field whose metadata says
 its wire *kind* (``int``, ``float``, ``bool``, ``str``, ``list``, ``object``).
 Validation at construction, URL building and URL parsing are all driven by that
-one declaration, so the three can never disagree about a parameter.
+one declaration, so the three can never disagree about a parameter. The metadata
+also says whether ``UpdateConfiguration`` may change the setting mid-session: that
+class takes its checks, and ``UPDATABLE_FIELDS`` its names, from here.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Final, Literal, cast, final, get_args
+from typing import Any, Final, Literal, TypeVar, cast, final, get_args
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
@@ -56,6 +58,59 @@ _ALIASES: Final = MappingProxyType(
 )
 # Query parameters that carry credentials: never parameters, masked by redact_url.
 _SECRET_QUERY_KEYS: Final = frozenset({"token", "webhook_auth_header_value"})
+
+
+_K = TypeVar("_K")
+_T = TypeVar("_T")
+
+
+@final
+class FrozenDict(Mapping[_K, _T]):
+    """A read-only mapping that, unlike ``types.MappingProxyType``, pickles and copies.
+
+    Strategy: the value classes (``StreamingParams.extra``, and the JSON objects of
+    aai_replay's recorded sessions) hold their mappings in this, so that they stay
+    immutable *and* survive ``pickle``, ``copy.copy`` and ``copy.deepcopy``. It
+    keeps its own shallow copy of the items it is given (nested values are kept as
+    they are), equals any mapping with the same items, has no method that changes
+    it, and is unhashable, as a dict is.
+    """
+
+    __slots__ = ("_data",)
+    _data: dict[_K, _T]
+
+    def __init__(self, items: Mapping[_K, _T] = MappingProxyType({})) -> None:
+        self._data = dict(items)
+
+    def __getitem__(self, key: _K) -> _T:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[_K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenDict):
+            return self._data == other._data
+        if isinstance(other, dict):
+            return self._data == other
+        if isinstance(other, Mapping):
+            return self._data == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # as a dict: the values may be lists
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._data!r})"
+
+    def __reduce__(self) -> tuple[type[FrozenDict[_K, _T]], tuple[dict[_K, _T]]]:
+        # Rebuilt from a plain dict: deepcopy copies that dict, pickle writes it.
+        return (type(self), (self._data,))
 
 
 class InvalidParameter(ValueError):
@@ -155,10 +210,17 @@ def _str_list(max_items: int | None = None) -> _V:
     return check
 
 
-def _param(kind: str, validator: _V, *, default: Any = None, **kw: Any) -> Any:
+def _param(
+    kind: str, validator: _V, *, default: Any = None, updatable: bool = False, **kw: Any
+) -> Any:
+    """A parameter field; ``updatable`` ones may be changed by ``UpdateConfiguration``."""
     converter = {"float": _to_float}.get(kind)
     return attrs.field(
-        default=default, validator=validator, converter=converter, metadata={"kind": kind}, **kw
+        default=default,
+        validator=validator,
+        converter=converter,
+        metadata={"kind": kind, "updatable": updatable},
+        **kw,
     )
 
 
@@ -223,7 +285,7 @@ def _apply_aliases(obj: object) -> None:
 
 
 def _freeze_extra(v: Any) -> Any:
-    return MappingProxyType(dict(v)) if isinstance(v, Mapping) else v
+    return FrozenDict(v) if isinstance(v, Mapping) else v
 
 
 def _check_extra(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
@@ -250,34 +312,43 @@ class StreamingParams:
     names ``min_end_of_turn_silence_when_confident``, ``noise_suppression_model`` and
     ``noise_suppression_threshold`` are accepted and stored (and sent) under their new
     names ``min_turn_silence``, ``voice_focus`` and ``voice_focus_threshold``.
+    The settings a running session may change (:data:`~aai_proto.UPDATABLE_FIELDS`)
+    are declared here, ``updatable=True``; :class:`~aai_proto.UpdateConfiguration`
+    checks them with these same validators.
     """
 
     sample_rate: int | None = _param("int", _int(lo=8000), default=16000)
     encoding: Encoding = _param("str", _choice(get_args(Encoding)), default="pcm_s16le")
     speech_model: str | None = _param("str", _str())
-    format_turns: bool | None = _param("bool", _bool)
-    end_of_turn_confidence_threshold: float | None = _param("float", _float01)
-    min_turn_silence: int | None = _param("int", _int(lo=0))
-    max_turn_silence: int | None = _param("int", _int(lo=0))
-    vad_threshold: float | None = _param("float", _float01)
+    format_turns: bool | None = _param("bool", _bool, updatable=True)
+    end_of_turn_confidence_threshold: float | None = _param("float", _float01, updatable=True)
+    min_turn_silence: int | None = _param("int", _int(lo=0), updatable=True)
+    max_turn_silence: int | None = _param("int", _int(lo=0), updatable=True)
+    vad_threshold: float | None = _param("float", _float01, updatable=True)
     keyterms_prompt: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_to_tuple, validator=_str_list(100), metadata={"kind": "list"}
+        default=None,
+        converter=_to_tuple,
+        validator=_str_list(100),
+        metadata={"kind": "list", "updatable": True},
     )
-    prompt: str | None = _param("str", _str(1750))
-    agent_context: str | None = _param("str", _str(1750))
+    prompt: str | None = _param("str", _str(1750), updatable=True)
+    agent_context: str | None = _param("str", _str(1750), updatable=True)
     language_detection: bool | None = _param("bool", _bool)
     language_codes: tuple[str, ...] | None = attrs.field(
-        default=None, converter=_to_tuple, validator=_str_list(10), metadata={"kind": "list"}
+        default=None,
+        converter=_to_tuple,
+        validator=_str_list(10),
+        metadata={"kind": "list", "updatable": True},
     )
     language_code: str | None = _param("str", _str())
     inactivity_timeout: int | None = _param("int", _int(5, 3600))
     speaker_labels: bool | None = _param("bool", _bool)
     max_speakers: int | None = _param("int", _int(1, 10))
     speaker_labels_revision_interval_ms: int | None = _param("int", _int(lo=0))
-    filter_profanity: bool | None = _param("bool", _bool)
-    session_heartbeat: bool | None = _param("bool", _bool)
-    acknowledge_silence: bool | None = _param("bool", _bool)
-    continuous_partials: bool | None = _param("bool", _bool)
+    filter_profanity: bool | None = _param("bool", _bool, updatable=True)
+    session_heartbeat: bool | None = _param("bool", _bool, updatable=True)
+    acknowledge_silence: bool | None = _param("bool", _bool, updatable=True)
+    continuous_partials: bool | None = _param("bool", _bool, updatable=True)
     include_partial_turns: bool | None = _param("bool", _bool)
     redact_pii: bool | None = _param("bool", _bool)
     redact_pii_policies: tuple[str, ...] | None = attrs.field(
@@ -286,8 +357,8 @@ class StreamingParams:
     redact_pii_sub: PiiSubstitution | None = _param("str", _choice(get_args(PiiSubstitution)))
     mode: Mode | None = _param("str", _choice(get_args(Mode)))
     domain: Domain | None = _param("str", _choice(get_args(Domain)))
-    interruption_delay: int | None = _param("int", _int(lo=0))
-    turn_left_pad_ms: int | None = _param("int", _int(lo=0))
+    interruption_delay: int | None = _param("int", _int(lo=0), updatable=True)
+    turn_left_pad_ms: int | None = _param("int", _int(lo=0), updatable=True)
     previous_context_n_turns: int | None = _param("int", _int(lo=0))
     voice_focus: VoiceFocus | None = _param("str", _choice(get_args(VoiceFocus)))
     voice_focus_threshold: float | None = _param("float", _float01)
@@ -301,7 +372,7 @@ class StreamingParams:
     )
     # Deprecated spellings: moved to their new fields by __attrs_post_init__.
     min_end_of_turn_silence_when_confident: int | None = _param(
-        "int", _int(lo=0), repr=False, eq=False
+        "int", _int(lo=0), updatable=True, repr=False, eq=False
     )
     noise_suppression_model: VoiceFocus | None = _param(
         "str", _choice(get_args(VoiceFocus)), repr=False, eq=False
