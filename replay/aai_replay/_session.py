@@ -82,6 +82,10 @@ class SessionFormatError(ValueError):
         where = path if line is None else f"{path}:{line}"
         super().__init__(f"{where}: {problem}")
 
+    def __reduce__(self) -> tuple[type[SessionFormatError], tuple[str, int | None, str]]:
+        # Rebuilt from what __init__ takes, so that it pickles (to another process).
+        return type(self), (self.path, self.line, self.problem)
+
 
 # -- small helpers -------------------------------------------------------------------
 

@@ -128,6 +128,10 @@ class InvalidParameter(ValueError):
         self.problem = problem
         super().__init__(f"Invalid {name!r}: {problem}")
 
+    def __reduce__(self) -> tuple[type[InvalidParameter], tuple[str, str]]:
+        # Rebuilt from what __init__ takes, so that it pickles (to another process).
+        return type(self), (self.name, self.problem)
+
 
 def _shown(value: object) -> str:
     """A short, safe rendering of a rejected value for an error message."""

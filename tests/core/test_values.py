@@ -313,3 +313,21 @@ def test_a_setting_of_another_type_is_refused() -> None:
     ]
     with pytest.raises(TypeError, match=r"UpdateConfiguration\.prompt is str \| None \(converter"):
         _checked_as_params(UpdateConfiguration, fields)
+
+
+def test_the_documented_errors_pickle() -> None:
+    from aai_proto import InvalidParameter, LocalProtocolError, RemoteProtocolError, StreamingError
+    from aai_replay import SessionFormatError
+
+    errors: list[Exception] = [
+        InvalidParameter("sample_rate", "must be at least 8000"),
+        StreamingError(3006, "See Error message for details", "Invalid 'x'"),
+        RemoteProtocolError("unexpected Turn in state CONNECTING"),
+        LocalProtocolError("can't send_audio in state TERMINATING"),
+        SessionFormatError("a.jsonl", 3, "'t' goes backwards"),
+    ]
+    for error in errors:
+        again = pickle.loads(pickle.dumps(error))
+        assert type(again) is type(error)
+        assert str(again) == str(error)
+        assert vars(again) == vars(error)
