@@ -17,7 +17,7 @@ on the standard library. All of them run in the same process, interleaved, on th
 same texts; each figure is the median of the repetitions.
 
 Every aai-proto backend is measured: ``json`` (the pure path: the standard
-``json`` plus generated structuring functions) and, when ``msgspec`` is installed
+``json`` plus the strict cattrs reference converter) and, when ``msgspec`` is installed
 (``aai-proto[fast]``), ``msgspec``. A second copy of the mixed corpus with ``type``
 *first* shows the accelerator without its shortcut for the service's key order.
 """

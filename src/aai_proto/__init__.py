@@ -59,6 +59,8 @@ from ._server import SHORT_FRAME_LIMIT, ClientChecker, Rejection, Violation
 from ._turns import TranscriptUpdate, TurnTracker
 from ._version import __version__
 from ._wire import (
+    MAX_MESSAGE_BYTES,
+    MAX_NESTING_DEPTH,
     dump_client_message,
     dump_server_message,
     make_converter,
@@ -71,6 +73,8 @@ __all__ = [
     "DEFAULT_URL",
     "DEFAULT_USER_AGENT",
     "MAX_CHUNK_MS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_NESTING_DEPTH",
     "MIN_CHUNK_MS",
     "SHORT_FRAME_LIMIT",
     "TRANSITIONS",

@@ -3,30 +3,34 @@
 Strategy: this path only ever *accepts*. It returns the event for a message it is
 sure of, and ``None`` for anything else (an error, a message type it does not
 handle, an input outside its guarantees); the caller then parses the message the
-pure way, which decides and says what is wrong. So it can be stricter than the
-pure path, never more lenient, and the events it returns must be equal to the
-pure path's (a differential test checks both on valid and malformed messages).
+reference way, which decides and says what is wrong. So it can be stricter than the
+reference, never more lenient, and the events it returns must be equal to the
+reference's (a differential test checks both on valid and malformed messages, and
+another that it takes every valid fixture of the types it handles).
 
-``msgspec`` in its default (strict) mode checks types as the pure path does: no
+The caller applies the limits: the size first (``as_utf8``), the nesting depth
+after decoding (``shapes`` counts the brackets); nesting deeper than msgspec can
+take is a ``RecursionError`` inside it, and ``None`` here. msgspec builds the attrs
+events without running converters: no event field has one (a test checks it).
+
+``msgspec`` in its default (strict) mode checks types as the reference does: no
 string for an int, no bool for a number, an int taken for a float (as a float);
 unknown keys are skipped; the last of duplicate keys wins; ``NaN``, ``Infinity``
-and lone surrogates are refused. Where it differs from the standard ``json``,
-the input is left to the pure path:
+and lone surrogates are refused, and so is a number beyond a float's range in a
+``float`` field. Where it differs from the reference, the input is left to it:
 
-* bytes are decoded as strict UTF-8 first (``json`` also takes UTF-16 and UTF-32,
-  a BOM, and encoded surrogates; ``msgspec`` skips unknown values unchecked);
-* a text long enough to hold an integer literal over ``sys.get_int_max_str_digits()``
-  digits (``json`` refuses it, ``msgspec`` skips it);
+* bytes must be strict UTF-8 with no NUL (``json`` also takes UTF-16 and UTF-32, a
+  BOM, and encoded surrogates; ``msgspec`` skips unknown values unchecked), and a
+  ``str`` must have no lone surrogate;
+* a text that may hold a number the reference refuses and ``msgspec`` takes: a run
+  of 19 digits or more (an integer beyond 64 bits in an ``int`` field, or beyond
+  ``sys.get_int_max_str_digits()`` anywhere) or an exponent of three digits or more
+  (a float that overflows, in an unknown key that msgspec skips). One translation of
+  the bytes (shared with the caller's depth check), then two substring searches:
+  linear, at C speed;
 * the legacy ``{"error": ...}`` form, ``LLMGatewayResponse`` (its ``data`` is any
   JSON, kept as decoded: rare, and not worth proving two decoders build equal
   values of every kind), and unknown types (their ``data`` likewise).
-
-Deep nesting: both refuse it, with ``RecursionError`` inside, once it exhausts the
-interpreter's recursion budget. Where exactly depends on the caller's stack in
-either path (the pure path itself gives up one level earlier when called one frame
-deeper), so the paths agree on nesting well below that limit (both take it) and
-well above it (both refuse); within a few levels of it, as for the pure path
-alone, the answer depends on the stack.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ import msgspec
 
 from ._events import MESSAGE_TYPES, LLMGatewayResponse, ServerEvent
 
-__all__ = ["parse_server_message"]
+__all__ = ["as_utf8", "decode", "parse_server_message", "shapes"]
 
 # 0.18.5 fixed decoding frozen slotted attrs classes with defaults; 0.19 fixed
 # decoding some integers over 64 bits. An older msgspec is not used at all.
@@ -55,68 +59,104 @@ class _Head(msgspec.Struct):
 
 
 _HEAD: Final = msgspec.json.Decoder(_Head)
-# Every known type but LLMGatewayResponse, whose ``data`` is any JSON: the pure path takes it.
+# Every known type but LLMGatewayResponse, whose ``data`` is any JSON: the reference takes it.
 _DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
     cls.type: msgspec.json.Decoder(cls) for cls in MESSAGE_TYPES if cls is not LLMGatewayResponse
 }
 
-_DIGITS: Final = frozenset("0123456789")
-_RUNS: Final = re.compile(r"[0-9]+")
-_int_digits_limit = getattr(sys, "get_int_max_str_digits", lambda: 0)
-# sys.set_int_max_str_digits takes 0 (no limit) or at least this.
-_MIN_INT_DIGITS_LIMIT: Final = 640
+_SHAPES: Final = bytes.maketrans(b"123456789E+", b"000000000e0")
+# 2**63 has 19 digits; a float overflows only with 309 digits or a 3-digit exponent
+# (which follows a digit). With + as a digit, 1e+400 is 0e0000 (and 1e+16 is a false
+# alarm: a float the service writes no larger than that).
+_LONG_DIGIT_RUN: Final = b"0" * 19
+_LONG_EXPONENT: Final = b"0e000"
 
 
-def _maybe_huge_int(text: str, limit: int) -> bool:
-    """Whether ``text`` may hold a run of more than ``limit`` digits.
+def shapes(data: bytes) -> bytes:
+    """What ``decode`` and the caller's depth check look at, in one translation.
 
-    Such a run covers a multiple of ``limit``, and more than ``limit`` digits of it lie
-    within ``limit`` characters either side of it: look only there.
+    ``data`` with every digit and ``+`` a ``0``, ``E`` an ``e``, and the opening
+    brackets and braces gone: ``len(data) - len(shapes(data))`` is their number.
     """
-    return any(
-        text[m] in _DIGITS
-        and any(len(run) > limit for run in _RUNS.findall(text, m - limit, m + limit + 1))
-        for m in range(limit, len(text), limit)
-    )
+    return data.translate(_SHAPES, b"[{")
+
+
+def _may_hold_a_big_number(shaped: bytes) -> bool:
+    """Whether a text may hold a number ``msgspec`` takes and the reference refuses.
+
+    ``shaped`` is ``shapes(text)``. Conservative: digits inside strings count too
+    (such a message goes to the reference).
+    """
+    return _LONG_DIGIT_RUN in shaped or _LONG_EXPONENT in shaped
 
 
 # The endings the service writes: ``type`` last, compact or with a space.
 _TAILS: Final = {
-    f'"type":{space}"{kind}"}}': decoder
+    f'"type":{space}"{kind}"}}'.encode(): decoder
     for kind, decoder in _DECODERS.items()
     for space in ("", " ")
 }
 
 
-def parse_server_message(text: str | bytes) -> ServerEvent | None:
-    """Return the event of a server message, or ``None`` to leave it to the pure path."""
-    if not isinstance(text, str):
-        if type(text) is not bytes:  # a bytearray, say: as the pure path does
+def as_utf8(text: str | bytes, max_bytes: int | None = None) -> bytes | None:
+    """The message as UTF-8 bytes, or ``None`` to leave it to the reference.
+
+    ``None`` for a text of more than ``max_bytes`` bytes, a ``str`` with a lone
+    surrogate (msgspec refuses it, json does not), and for ``bytes`` that are not
+    strict UTF-8 or hold a NUL byte (json may read them as UTF-16 or UTF-32, or with
+    a BOM, or with encoded surrogates; msgspec skips unknown values unchecked).
+    """
+    if max_bytes is None:
+        max_bytes = sys.maxsize
+    if isinstance(text, str):
+        if len(text) > max_bytes:  # a str has at least as many bytes as characters
             return None
         try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
+            data = text.encode()
+        except UnicodeEncodeError:
             return None
-    if len(text) > _MIN_INT_DIGITS_LIMIT:
-        limit = _int_digits_limit()
-        if limit and len(text) > limit and _maybe_huge_int(text, limit):
+    elif type(text) is bytes:  # not a bytearray: the reference takes those
+        if len(text) > max_bytes or b"\x00" in text:
             return None
+        data = text
+        if not data.isascii():
+            try:
+                data.decode()
+            except UnicodeDecodeError:
+                return None
+    else:
+        return None
+    return data if len(data) <= max_bytes else None
+
+
+def decode(data: bytes, shaped: bytes) -> ServerEvent | None:
+    """The event of the message ``data`` (from ``as_utf8``), or ``None``.
+
+    ``shaped`` is ``shapes(data)``.
+    """
+    if _may_hold_a_big_number(shaped):
+        return None
     # Strategy: the service writes ``type`` last. A valid JSON object that ends in
     # ``"type":"Turn"}``, where the quote before ``type`` is not escaped, has ``type``
     # as its last key (an unescaped quote delimits a string; a string before ``:`` is
     # a key; the last ``}`` closes the object), and the last of duplicate keys wins;
     # the decoder then checks that the whole text is valid JSON. For any other
     # ending, decode the ``type`` alone first.
-    i = text.rfind('"type":', -48)  # in the last 48 characters: the longest tail is 26
-    decoder = _TAILS.get(text[i:]) if i > 0 and text[i - 1] != "\\" else None
+    i = data.rfind(b'"type":', -48)  # in the last 48 bytes: the longest tail is 26
+    decoder = _TAILS.get(data[i:]) if i > 0 and data[i - 1 : i] != b"\\" else None
     try:
         if decoder is None:
-            decoder = _DECODERS.get(_HEAD.decode(text).type)
+            decoder = _DECODERS.get(_HEAD.decode(data).type)
             if decoder is None:
                 return None
-        event: ServerEvent = decoder.decode(text)
+        event: ServerEvent = decoder.decode(data)
     except (ValueError, RecursionError):
-        # msgspec.DecodeError and ValidationError are ValueErrors, as is the
-        # UnicodeEncodeError of a str holding a lone surrogate.
+        # msgspec.DecodeError and ValidationError are ValueErrors.
         return None
     return event
+
+
+def parse_server_message(text: str | bytes) -> ServerEvent | None:
+    """Return the event of a server message, or ``None`` to leave it to the reference."""
+    data = as_utf8(text)
+    return None if data is None else decode(data, shapes(data))

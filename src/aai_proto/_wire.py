@@ -1,20 +1,21 @@
 """Parsing and serialising messages: JSON text <-> events and client messages.
 
-Strategy: parsing a server message has a fast path and a reference path that
-agree on every input (a differential Hypothesis test checks it).
+Strategy: one reference parser, one optional accelerator, and limits of their own.
 
-* The reference is one strict ``cattrs`` converter with detailed validation, made
-  by a factory (never the global one). Its hooks for ``int``, ``float``, ``str``
-  and ``bool`` refuse to coerce: a string where an int belongs is an error, an int
-  may stand for a float, a bool is never a number. It only runs when the fast path
-  refused a message, to say where and what is wrong.
-* The fast path decodes with the standard ``json`` module, then structures with
-  functions generated per event class from its ``attrs`` fields: the same strict
-  checks, written out as plain code (no hook dispatch), and instances built by
-  setting the slots directly (the classes have no validators or converters, which
-  the generator checks). With ``msgspec`` installed (``aai-proto[fast]``), a
-  decoder that builds the events straight from the text runs first (see
-  ``_accel``); whatever it does not accept takes the path above.
+* The limits are the same on every interpreter and for both paths: a message of more
+  than ``max_bytes`` bytes, or nested deeper than ``max_depth`` arrays and objects,
+  is refused before the standard ``json`` decoder sees it (its recursion limit
+  depends on the interpreter and on the caller's stack: it is never what refuses).
+  Only ``msgspec``, which refuses deep nesting safely, may decode a message first.
+* The reference is the standard ``json`` module, refusing ``NaN``, ``Infinity`` and
+  any number that overflows a float, then one strict ``cattrs`` converter, made by a
+  factory (never the global one). Its hooks for ``int``, ``float``, ``str`` and
+  ``bool`` refuse to coerce: a string where an int belongs is an error, an int may
+  stand for a float, a bool is never a number; an ``int`` field takes a signed
+  64-bit integer, a ``float`` field a finite one. A message it refuses is structured
+  again with detailed validation, to say where and what is wrong.
+* With ``msgspec`` installed (``aai-proto[fast]``) the accelerator (``_accel``)
+  tries first. It only ever accepts: what it is not sure of goes to the reference.
 
 Every failure leaves as ``RemoteProtocolError``.
 """
@@ -22,9 +23,10 @@ Every failure leaves as ``RemoteProtocolError``.
 from __future__ import annotations
 
 import json
-import types
 from collections.abc import Callable
-from typing import Any, Final, get_args, get_origin, get_type_hints
+from itertools import accumulate, repeat
+from operator import add, mul, sub
+from typing import Any, Final, get_args, get_origin
 
 import attrs
 import cattrs
@@ -35,18 +37,40 @@ from ._events import (
     MESSAGE_TYPES,
     ServerError,
     ServerEvent,
+    Turn,
     UnknownMessage,
 )
 from ._messages import ClientMessage, ForceEndpoint, KeepAlive, Terminate, UpdateConfiguration
 from ._params import InvalidParameter
 
 __all__ = [
+    "MAX_MESSAGE_BYTES",
+    "MAX_NESTING_DEPTH",
     "dump_client_message",
     "dump_server_message",
     "make_converter",
     "parse_client_message",
     "parse_server_message",
 ]
+
+MAX_MESSAGE_BYTES: Final = 1_048_576
+"""The default limit on a message's size: 1 MiB of UTF-8 text (or of the ``bytes`` given).
+
+``parse_server_message`` and ``parse_client_message`` refuse a longer message with
+``RemoteProtocolError``; their ``max_bytes`` argument sets another limit.
+"""
+
+MAX_NESTING_DEPTH: Final = 64
+"""The default limit on nesting: 64 levels of JSON arrays and objects, the message itself
+being the first.
+
+``parse_server_message`` and ``parse_client_message`` refuse a message nested deeper
+(in any value, an unknown key's included) with ``RemoteProtocolError``; their
+``max_depth`` argument sets another limit.
+"""
+
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**63 - 1
 
 _SERVER_TYPES: Final[dict[str, type[Any]]] = {cls.type: cls for cls in MESSAGE_TYPES}
 _CLIENT_TYPES: Final[dict[str, type[Any]]] = {
@@ -55,19 +79,26 @@ _CLIENT_TYPES: Final[dict[str, type[Any]]] = {
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # pragma: no cover - only with a max_depth in the thousands
+        text = f"a deeply nested {type(value).__name__}"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _strict_int(v: Any, _: Any) -> int:
     if type(v) is not int:
         raise ValueError(f"expected an integer, got {_shown(v)}")
+    if not _INT_MIN <= v <= _INT_MAX:
+        raise ValueError(f"number out of range, got {_shown(v)}")
     return v
 
 
 def _strict_float(v: Any, _: Any) -> float:
     if type(v) is float:
-        return v
+        if v - v == 0.0:  # neither NaN nor an infinity
+            return v
+        raise ValueError(f"number out of range, got {_shown(v)}")
     if type(v) is int:
         try:
             return float(v)
@@ -96,7 +127,8 @@ def _is_homogeneous_tuple(t: Any) -> bool:
 def make_converter(*, detailed_validation: bool = False) -> cattrs.Converter:
     """Return a new strict converter for the protocol's messages.
 
-    Primitives are never coerced; ``tuple[X, ...]`` fields take JSON arrays only;
+    Primitives are never coerced; an ``int`` takes a signed 64-bit integer and a
+    ``float`` a finite number; ``tuple[X, ...]`` fields take JSON arrays only;
     unknown keys are ignored; optional fields whose value is ``None`` are left out
     when unstructuring.
     """
@@ -145,15 +177,158 @@ _FAST: Final = make_converter()
 _DETAILED: Final = make_converter(detailed_validation=True)
 
 
+# -- the limits ---------------------------------------------------------------------------
+#
+# Strategy: both checks cost next to nothing on an ordinary message. Its size is its
+# length unless it holds non-ASCII text and might be near the limit. A message with no
+# more opening brackets than ``max_depth`` cannot nest deeper (a typical Turn has one per
+# word, plus two). Otherwise the depth is measured, in time linear in the text, on its
+# UTF-8 bytes: strings removed (escaped backslashes and quotes first, then everything
+# between an unescaped quote and the next), the brackets left counted. With the
+# accelerator, the brackets are counted in the translation it makes anyway, and a long
+# Turn it decoded is bounded by arithmetic (``_a_shallow_turn``) instead.
+
+
+def _limit(name: str, value: object) -> int:
+    if type(value) is not int:  # a bool is not a limit either
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+# Everything but quotes and brackets: deleted from the text whose depth is measured.
+_NOT_SKELETON: Final = bytes(set(range(256)) - set(b'"[]{}'))
+# Objects count as arrays do: a nesting level is a level.
+_ONE_KIND: Final = bytes.maketrans(b"{}", b"[]")
+
+
+def _utf8(text: str | bytes | bytearray) -> bytes | None:
+    """The message as UTF-8 (as ``json`` would read it), or ``None`` if ``json`` can't."""
+    if isinstance(text, str):
+        return text.encode("utf-8", "surrogatepass")
+    encoding = json.detect_encoding(text)
+    if encoding == "utf-8":
+        return bytes(text)
+    try:
+        return bytes(text).decode(encoding, "surrogatepass").encode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None  # json.loads refuses it
+
+
+def _nesting_depth(data: bytes) -> int:
+    """How deeply the JSON text ``data`` (UTF-8) nests arrays and objects, in linear time.
+
+    Exact for valid JSON; for any text, no less than the depth a decoder reaches before
+    it finds the text invalid (on the prefix it accepted, strings are where it saw them).
+    """
+    if b"\\" in data:
+        # Pairs, left to right, as a decoder reads escapes: \\ first, then \".
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    skeleton = data.translate(_ONE_KIND, _NOT_SKELETON)
+    # Quotes pair up in order. If every run of quotes is even, no string holds a
+    # bracket (each string is a "" of its own): drop the quotes. Otherwise take
+    # what lies between strings.
+    quotes = skeleton.count(b'"')
+    if skeleton.count(b'""') * 2 == quotes:
+        brackets = skeleton.translate(None, b'"')
+    else:
+        brackets = b"".join(skeleton.split(b'"')[::2])
+    # Strategy: measure the runs of [ then ] (``_deepest``) when they are few for the
+    # length. Many runs means many innermost pairs: a pass removes them all, one level
+    # (a long Turn is flat after one pass). Adding the levels the passes took is exact
+    # when the brackets balance, as in valid JSON (more, never less, when they don't).
+    rest = brackets
+    for passes in range(9):
+        if not rest:
+            return passes
+        if passes == 8 or rest.count(b"][") * 16 < len(rest):
+            return passes + _deepest(rest)
+        rest = rest.replace(b"[]", b"")
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _deepest(brackets: bytes) -> int:
+    """The most brackets open at once in a string of ``[`` and ``]``, at C speed.
+
+    Cut it into runs of ``[`` then ``]``: the deepest point is at the end of the
+    ``[`` of some run, where what the runs before left open, plus its ``[``, are open.
+    """
+    runs = brackets.replace(b"][", b"]\x00[").split(b"\x00")
+    opens = list(map(bytes.count, runs, repeat(b"[")))
+    left_open = map(sub, map(mul, opens, repeat(2)), map(len, runs))  # [ minus ] of a run
+    return max(map(add, accumulate(left_open, initial=0), opens), default=0)
+
+
+def _too_deep(what: str, max_depth: int) -> RemoteProtocolError:
+    return RemoteProtocolError(f"{what} nesting deeper than {max_depth} levels")
+
+
+def _a_shallow_turn(event: ServerEvent | None, opening: int, max_depth: int) -> bool:
+    """Whether ``event``, a Turn decoded from a text with ``opening`` opening brackets,
+    nests ``max_depth`` levels at most: the cheap answer for long Turns.
+
+    Its own containers (the message, ``words`` and one object per word) account for
+    ``2 + len(words)`` of the brackets, three levels deep; any other container (in an
+    unknown key, at any level) is among the rest, and so is any bracket in a string.
+    So nothing nests deeper than three levels plus the rest.
+    """
+    return type(event) is Turn and 3 + (opening - 2 - len(event.words)) <= max_depth
+
+
+def _check_limits(text: str | bytes, max_bytes: int, max_depth: int, what: str) -> None:
+    """Refuse a message over ``max_bytes`` bytes or nested deeper than ``max_depth``."""
+    if isinstance(text, str):
+        size = len(text)
+        if size * 4 > max_bytes and not text.isascii():
+            size = len(text.encode("utf-8", "surrogatepass"))
+        opening = text.count("[") + text.count("{")
+    elif isinstance(text, bytes | bytearray):
+        size = len(text)
+        # In UTF-16 or UTF-32 a byte may look like a bracket: an over-count, never under.
+        opening = text.count(b"[") + text.count(b"{")
+    else:
+        raise TypeError(
+            f"the JSON object must be str, bytes or bytearray, not {type(text).__name__}"
+        )
+    if size > max_bytes:
+        raise RemoteProtocolError(f"{what} of {size} bytes exceeds the limit of {max_bytes} bytes")
+    if opening > max_depth:
+        data = _utf8(text)
+        if data is not None and _nesting_depth(data) > max_depth:
+            raise _too_deep(what, max_depth)
+
+
+# -- decoding -----------------------------------------------------------------------------
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if value - value == 0.0:  # neither NaN nor an infinity
+        return value
+    raise ValueError(f"number {_shown(literal)} is out of range")
+
+
+_DECODER: Final = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant)
+
+
 def _load_object(text: str | bytes, what: str) -> dict[str, Any]:
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        # What json.loads does, with a decoder that refuses non-finite numbers.
+        if isinstance(text, str):
+            if text.startswith("\ufeff"):
+                raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        else:
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        data = _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
-        # ValueError covers JSONDecodeError, bad UTF-8 in bytes, and huge integers.
+        # ValueError covers JSONDecodeError, bad UTF-8 in bytes, a number out of
+        # range, and an integer of more digits than int() reads. RecursionError only
+        # with a max_depth beyond what the interpreter's decoder can nest.
         raise RemoteProtocolError(f"{what} is not valid JSON: {exc}") from None
     if type(data) is not dict:
         raise RemoteProtocolError(f"{what} must be a JSON object, got {type(data).__name__}")
@@ -170,145 +345,6 @@ def _problems(exc: cattrs.BaseValidationError) -> str:
     return "; ".join(cattrs.transform_error(exc, format_exception=_format_exception))
 
 
-def _detailed_error(data: dict[str, Any], cls: type[Any], what: str) -> RemoteProtocolError:
-    """The error for a message the fast path refused: what is wrong, and where."""
-    try:
-        _DETAILED.structure(data, cls)
-    except cattrs.BaseValidationError as exc:
-        return RemoteProtocolError(f"malformed {what} message: {_problems(exc)}")
-    raise AssertionError("the fast and the detailed structuring disagree")  # pragma: no cover
-
-
-# -- the generated structuring functions ------------------------------------------------
-#
-# Strategy: for each event class, Python source that checks and reads every field in
-# turn and builds the instance by setting its slots (what the attrs ``__init__`` does,
-# without the keyword-argument call). Any problem raises ``_Refused`` (or ``KeyError``
-# for a missing field); the caller then asks the detailed converter what is wrong.
-
-_StructureFn = Callable[[Any], Any]
-
-
-class _Refused(Exception):
-    """A value the fast structuring does not take; the detailed converter says why."""
-
-
-_PRIMITIVE_CHECKS: Final[dict[Any, str]] = {
-    int: "if type({v}) is not int: raise _Refused",
-    str: "if type({v}) is not str: raise _Refused",
-    bool: "if type({v}) is not bool: raise _Refused",
-    float: (
-        "if type({v}) is not float:\n"
-        "    if type({v}) is int: {v} = float({v})\n"
-        "    else: raise _Refused"
-    ),
-}
-
-
-def _plain_class(cls: type[Any]) -> bool:
-    """Whether setting the slots builds the same instance as calling ``cls``."""
-    names = {a.name for a in attrs.fields(cls)}
-    return (
-        "__slots__" in cls.__dict__
-        and set(cls.__dict__["__slots__"]) <= names | {"__weakref__"}
-        and not hasattr(cls, "__attrs_pre_init__")
-        and not hasattr(cls, "__attrs_post_init__")
-        and all(
-            a.validator is None
-            and a.converter is None
-            and a.on_setattr is None
-            and a.init
-            and isinstance(cls.__dict__.get(a.name), types.MemberDescriptorType)
-            for a in attrs.fields(cls)
-        )
-    )
-
-
-class _Generator:
-    """Generates (and caches) the structuring function of each attrs class."""
-
-    def __init__(self) -> None:
-        self._fns: dict[type[Any], _StructureFn] = {}
-
-    def get(self, cls: type[Any]) -> _StructureFn:
-        fn = self._fns.get(cls)
-        if fn is None:
-            fn = self._fns[cls] = self._generate(cls)
-        return fn
-
-    def _check(self, t: Any, v: str, env: dict[str, Any], lines: list[str], indent: str) -> None:
-        """Append the lines that check (and convert) the value in variable ``v``."""
-        args = get_args(t)
-        if t is Any:
-            return
-        if t in _PRIMITIVE_CHECKS:
-            lines.extend(indent + line for line in _PRIMITIVE_CHECKS[t].format(v=v).split("\n"))
-        elif isinstance(t, type) and attrs.has(t):
-            env[f"_s_{t.__name__}"] = self.get(t)
-            lines.append(f"{indent}{v} = _s_{t.__name__}({v})")
-        elif type(None) in args and len(args) == 2:
-            inner = args[0] if args[1] is type(None) else args[1]
-            lines.append(f"{indent}if {v} is not None:")
-            self._check(inner, v, env, lines, indent + "    ")
-        elif _is_homogeneous_tuple(t) and attrs.has(args[0]):
-            # The hot loop (a Turn's words): a comprehension, one call per item.
-            env[f"_s_{args[0].__name__}"] = self.get(args[0])
-            lines.append(f"{indent}if type({v}) is not list: raise _Refused")
-            lines.append(f"{indent}{v} = tuple([_s_{args[0].__name__}(x) for x in {v}])")
-        elif _is_homogeneous_tuple(t):  # pragma: no cover - no event has one (yet)
-            item = f"{v}_i"
-            lines.append(f"{indent}if type({v}) is not list: raise _Refused")
-            lines.append(f"{indent}{v}_l = []")
-            lines.append(f"{indent}for {item} in {v}:")
-            self._check(args[0], item, env, lines, indent + "    ")
-            lines.append(f"{indent}    {v}_l.append({item})")
-            lines.append(f"{indent}{v} = tuple({v}_l)")
-        else:  # pragma: no cover - every field type of the events is handled above
-            raise TypeError(f"no fast structuring for {t!r}")
-
-    def _generate(self, cls: type[Any]) -> _StructureFn:
-        hints = get_type_hints(cls)
-        plain = _plain_class(cls)
-        env: dict[str, Any] = {"_Refused": _Refused, "_cls": cls, "_new": object.__new__}
-        lines = ["def structure(d):", "    if type(d) is not dict: raise _Refused"]
-        names = []
-        for i, a in enumerate(attrs.fields(cls)):
-            v = f"v{i}"
-            names.append((a.name, v))
-            default = a.default
-            if default is attrs.NOTHING:
-                lines.append(f"    {v} = d[{a.name!r}]")
-                self._check(hints[a.name], v, env, lines, "    ")
-            elif default is None:
-                lines.append(f"    {v} = d.get({a.name!r})")
-                self._check(hints[a.name], v, env, lines, "    ")
-            else:
-                env[f"_d{i}"] = default
-                lines.append(f"    if {a.name!r} in d:")
-                lines.append(f"        {v} = d[{a.name!r}]")
-                self._check(hints[a.name], v, env, lines, "        ")
-                lines.append("    else:")
-                lines.append(f"        {v} = _d{i}")
-            if plain:  # pragma: no branch - the events are all plain
-                env[f"_set{i}"] = cls.__dict__[a.name].__set__
-        if plain:
-            lines.append("    o = _new(_cls)")
-            lines.extend(f"    _set{i}(o, {v})" for i, (_, v) in enumerate(names))
-            lines.append("    return o")
-        else:  # pragma: no cover - the events are all plain
-            lines.append("    return _cls(" + ", ".join(f"{n}={v}" for n, v in names) + ")")
-        source = "\n".join(lines) + "\n"
-        exec(compile(source, f"<aai_proto structure {cls.__name__}>", "exec"), env)
-        fn: _StructureFn = env["structure"]
-        return fn
-
-
-_GENERATOR: Final = _Generator()
-_STRUCTURE: Final[dict[str, _StructureFn]] = {
-    kind: _GENERATOR.get(cls) for kind, cls in _SERVER_TYPES.items()
-}
-
-
 def _message_type(data: dict[str, Any]) -> str:
     """The ``type`` of a server message; ``Error`` for the legacy ``{"error": ...}`` form."""
     if "type" not in data and "error" in data:
@@ -319,64 +355,105 @@ def _message_type(data: dict[str, Any]) -> str:
     return kind
 
 
-def _parse_pure(text: str | bytes) -> ServerEvent:
-    """Parse with the standard ``json`` and the generated structuring functions."""
-    data = _load_object(text, "server message")
-    kind = _message_type(data)
-    structure = _STRUCTURE.get(kind)
-    if structure is None:
-        return UnknownMessage(type=kind, data=data)
-    try:
-        event: ServerEvent = structure(data)
-    except (_Refused, KeyError, OverflowError):
-        raise _detailed_error(data, _SERVER_TYPES[kind], kind) from None
-    return event
-
-
-def _parse_reference(text: str | bytes) -> ServerEvent:
-    """Parse with the standard ``json`` and the detailed ``cattrs`` converter alone.
-
-    The slow, obviously right way; the tests check the fast paths against it.
-    """
-    data = _load_object(text, "server message")
+def _structure_server(data: dict[str, Any]) -> ServerEvent:
     kind = _message_type(data)
     cls = _SERVER_TYPES.get(kind)
     if cls is None:
         return UnknownMessage(type=kind, data=data)
     try:
-        event: ServerEvent = _DETAILED.structure(data, cls)
-    except cattrs.BaseValidationError as exc:
-        raise RemoteProtocolError(f"malformed {kind} message: {_problems(exc)}") from None
+        event: ServerEvent = _FAST.structure(data, cls)
+    except (KeyError, ValueError, TypeError, RecursionError):
+        # Refused: structure it again, with detailed validation, to say what and where.
+        try:
+            _DETAILED.structure(data, cls)
+        except cattrs.BaseValidationError as exc:
+            raise RemoteProtocolError(f"malformed {kind} message: {_problems(exc)}") from None
+        raise AssertionError(  # pragma: no cover - the same hooks decide both
+            "the fast and the detailed structuring disagree"
+        ) from None
     return event
 
 
-_ACCELERATED: Callable[[str | bytes], ServerEvent | None] | None
+def _parse_reference(
+    text: str | bytes,
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    max_depth: int = MAX_NESTING_DEPTH,
+) -> ServerEvent:
+    """Parse with the standard ``json`` and the strict ``cattrs`` converter alone.
+
+    The slow, obviously right way: ``parse_server_message`` without the accelerator.
+    """
+    _check_limits(
+        text, _limit("max_bytes", max_bytes), _limit("max_depth", max_depth), "server message"
+    )
+    return _structure_server(_load_object(text, "server message"))
+
+
 try:
-    from ._accel import parse_server_message as _ACCELERATED
+    from . import _accel
+
+    _ACCELERATED = True
 except ImportError:  # pragma: no cover - depends on what is installed
-    _ACCELERATED = None
+    _ACCELERATED = False
 
-BACKENDS: Final[dict[str, Callable[[str | bytes], ServerEvent]]] = {"json": _parse_pure}
-"""Each way of parsing, by name; ``msgspec`` when it is installed. For tests and benchmarks."""
+BACKENDS: Final[dict[str, Callable[[str | bytes], ServerEvent]]] = {"json": _parse_reference}
+"""Each way of parsing, by name: ``json`` is the reference; ``msgspec`` (when installed)
+the default, accelerated one. For tests and benchmarks."""
 
 
-def parse_server_message(text: str | bytes) -> ServerEvent:
+def parse_server_message(
+    text: str | bytes,
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    max_depth: int = MAX_NESTING_DEPTH,
+) -> ServerEvent:
     """Parse one server text frame into its event.
 
     A message of an unknown ``type`` becomes :class:`UnknownMessage`; an object
     with no ``type`` but an ``error`` string is the legacy form of ``Error``.
     Raises :class:`RemoteProtocolError` for anything else that is not a valid
-    message: bad JSON, not an object, a missing field, a value of the wrong type.
+    message: bad JSON (``NaN``, ``Infinity`` and numbers beyond a float's range
+    included), not an object, a missing field, a value of the wrong type or out of
+    its type's range (an ``int`` field takes a signed 64-bit integer), a message of
+    more than ``max_bytes`` bytes (:data:`MAX_MESSAGE_BYTES`) or nested deeper than
+    ``max_depth`` levels (:data:`MAX_NESTING_DEPTH`). A limit that is not a positive
+    int is a ``TypeError`` or ``ValueError``.
     """
-    if _ACCELERATED is not None:  # pragma: no branch - depends on what is installed
-        event = _ACCELERATED(text)
-        if event is not None:
-            return event
-    return _parse_pure(text)
+    if max_bytes is not MAX_MESSAGE_BYTES or max_depth is not MAX_NESTING_DEPTH:
+        _limit("max_bytes", max_bytes)
+        _limit("max_depth", max_depth)
+    if _ACCELERATED:  # pragma: no branch - depends on what is installed
+        # The limits as _check_limits applies them, on the UTF-8 text the accelerator
+        # decodes, with one translation of it for both (see _accel.shapes).
+        data = _accel.as_utf8(text, max_bytes)
+        if data is not None:
+            shaped = _accel.shapes(data)
+            event = _accel.decode(data, shaped)  # msgspec refuses deep nesting safely
+            opening = len(data) - len(shaped)
+            if (
+                opening > max_depth
+                and not _a_shallow_turn(event, opening, max_depth)
+                and _nesting_depth(data) > max_depth
+            ):
+                raise _too_deep("server message", max_depth)
+            if event is not None:
+                return event
+            return _structure_server(_load_object(text, "server message"))
+    _check_limits(text, max_bytes, max_depth, "server message")
+    return _structure_server(_load_object(text, "server message"))
 
 
-if _ACCELERATED is not None:  # pragma: no branch - depends on what is installed
+if _ACCELERATED:  # pragma: no branch - depends on what is installed
     BACKENDS["msgspec"] = parse_server_message
+
+
+def _dumps(data: object, what: str) -> str:
+    try:
+        return json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        # JSON has no NaN or Infinity: a message holding one could not be read back.
+        raise ValueError(f"cannot write {what} as JSON: {exc}") from None
 
 
 def dump_server_message(event: ServerEvent) -> str:
@@ -384,21 +461,54 @@ def dump_server_message(event: ServerEvent) -> str:
 
     Optional fields that are ``None`` are left out and ``type`` comes last, as the
     service writes it. ``parse_server_message(dump_server_message(e)) == e``.
+    An event holding a NaN or an infinity (JSON has neither) is a ``ValueError``.
     """
     if isinstance(event, UnknownMessage):
-        return json.dumps(event.data, separators=(",", ":"))
+        return _dumps(event.data, f"{event.type} message")
     data = _FAST.unstructure(event)
     data["type"] = event.type
-    return json.dumps(data, separators=(",", ":"))
+    return _dumps(data, f"{event.type} message")
 
 
-def parse_client_message(text: str | bytes) -> ClientMessage:
+# The settings of UpdateConfiguration that hold numbers, by their wire kind.
+_CLIENT_NUMBERS: Final[dict[str, str]] = {
+    a.name: a.metadata["kind"]
+    for a in attrs.fields(UpdateConfiguration)
+    if a.metadata.get("kind") in ("int", "float")
+}
+
+
+def _number_out_of_range(kind: str, value: object) -> bool:
+    """Whether ``value`` is an integer beyond the range of a setting of wire ``kind``."""
+    if type(value) is not int:
+        return False  # a float is finite (the decoder saw to it); other types: the validators
+    if kind == "int":
+        return not _INT_MIN <= value <= _INT_MAX
+    try:
+        float(value)
+    except OverflowError:
+        return True
+    return False
+
+
+def parse_client_message(
+    text: str | bytes,
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    max_depth: int = MAX_NESTING_DEPTH,
+) -> ClientMessage:
     """Parse one client text frame, as a server checks it.
 
     Raises :class:`RemoteProtocolError` for what the service answers with ``Error``
-    3006: bad JSON, not an object, an unknown ``type``, an invalid setting.
-    Unknown keys are ignored.
+    3006: bad JSON (``NaN``, ``Infinity`` and numbers beyond a float's range
+    included), not an object, an unknown ``type``, an invalid setting (a number out
+    of its type's range included), a message of more than ``max_bytes`` bytes or
+    nested deeper than ``max_depth`` levels. Unknown keys are ignored. A limit that
+    is not a positive int is a ``TypeError`` or ``ValueError``.
     """
+    _check_limits(
+        text, _limit("max_bytes", max_bytes), _limit("max_depth", max_depth), "client message"
+    )
     data = _load_object(text, "client message")
     kind = data.get("type")
     cls = _CLIENT_TYPES.get(kind) if type(kind) is str else None
@@ -407,19 +517,24 @@ def parse_client_message(text: str | bytes) -> ClientMessage:
     if cls is not UpdateConfiguration:
         message: ClientMessage = cls()
         return message
-    fields = {k: v for k, v in data.items() if k != "type"}
-    unknown = sorted(set(fields) - {a.name for a in attrs.fields(UpdateConfiguration)})
-    for name in unknown:
-        del fields[name]
+    known = {a.name for a in attrs.fields(UpdateConfiguration)}
+    fields = {k: v for k, v in data.items() if k in known}
     try:
+        for name, value in fields.items():
+            kind_of = _CLIENT_NUMBERS.get(name)
+            if kind_of is not None and _number_out_of_range(kind_of, value):
+                raise InvalidParameter(name, f"number out of range, got {_shown(value)}")
         return UpdateConfiguration(**fields)
     except InvalidParameter as exc:
         raise RemoteProtocolError(f"invalid UpdateConfiguration: {exc}") from None
 
 
 def dump_client_message(message: ClientMessage) -> str:
-    """Serialise a client message as a compact JSON text frame, ``type`` first."""
+    """Serialise a client message as a compact JSON text frame, ``type`` first.
+
+    A message holding a NaN or an infinity (JSON has neither) is a ``ValueError``.
+    """
     data: dict[str, Any] = {"type": message.type}
     if isinstance(message, UpdateConfiguration):
         data.update(message.fields())
-    return json.dumps(data, separators=(",", ":"))
+    return _dumps(data, f"{message.type} message")
