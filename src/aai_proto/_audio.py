@@ -90,8 +90,13 @@ class AudioFormat:
         return _SILENCE[self.encoding] * self.bytes_per_sample
 
     def duration_ms(self, nbytes: int) -> float:
-        """How many milliseconds of audio ``nbytes`` bytes hold."""
-        return nbytes / self.bytes_per_ms
+        """How many milliseconds of audio ``nbytes`` bytes hold.
+
+        One division of whole numbers, so a whole number of milliseconds comes out
+        exact at any rate (dividing by ``bytes_per_ms``, itself rounded, made a
+        1000 ms frame at 8001 Hz 1000.0000000000001 ms: too long for the service).
+        """
+        return nbytes * 1000 / (self._rate() * self.bytes_per_sample)
 
     def frame_size(self, ms: int) -> int:
         """Bytes of the shortest whole-sample frame that lasts at least ``ms`` milliseconds."""

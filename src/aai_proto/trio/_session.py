@@ -205,14 +205,25 @@ class Session(trio.abc.AsyncResource):
             self._check()
             self._drain()
             with trio.move_on_after(self._terminate_timeout):
-                if self._client.state in (State.CONNECTING, State.STREAMING):
-                    await self._act(self._client.terminate)
+                try:
+                    # Decided under the send lock: the session may have ended while
+                    # another task was sending.
+                    await self._act(self._terminate_if_open)
+                except StreamingError as exc:
+                    if exc.code != 1000:
+                        raise
+                    # The server closed normally as Terminate went out: the end of
+                    # the session, not a failure (None, as when no send was on the way).
                 await self._finished.wait()
         finally:
             await self.aclose()
             done.set()
         self._raise_failure()
         return self._termination
+
+    def _terminate_if_open(self) -> None:
+        if self._client.state in (State.CONNECTING, State.STREAMING):
+            self._client.terminate()
 
     async def aclose(self) -> None:
         """Close the connection now, without ``Terminate`` (the server ends the session).
