@@ -46,7 +46,13 @@ from ._messages import (
     UpdateConfiguration,
 )
 from ._params import StreamingParams
-from ._wire import dump_client_message, parse_server_message
+from ._wire import (
+    MAX_MESSAGE_BYTES,
+    MAX_NESTING_DEPTH,
+    _limit,
+    dump_client_message,
+    parse_server_message,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -169,17 +175,28 @@ class Client:
     first, padded to 50 ms or not as ``tail`` says. ``force_endpoint()`` does not
     flush a partial frame.
 
-    Arguments of the wrong type raise ``TypeError`` (a ``bool`` where an ``int`` is
-    meant, too); an ``IntEnum`` is taken as its plain ``int`` value.
+    Server messages are parsed within ``max_message_bytes`` and ``max_nesting_depth``
+    (see :func:`parse_server_message`): a longer or deeper one is a
+    ``RemoteProtocolError``. Arguments of the wrong type raise ``TypeError`` (a
+    ``bool`` where an ``int`` is meant, too); an ``IntEnum`` is taken as its plain
+    ``int`` value.
     """
 
     def __init__(
-        self, params: StreamingParams, *, chunk_ms: int = 50, tail: TailPolicy = "pad"
+        self,
+        params: StreamingParams,
+        *,
+        chunk_ms: int = 50,
+        tail: TailPolicy = "pad",
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_nesting_depth: int = MAX_NESTING_DEPTH,
     ) -> None:
         if not isinstance(params, StreamingParams):
             raise TypeError(f"params must be a StreamingParams, got {_named(params)}")
         chunk_ms = _as_int("chunk_ms", chunk_ms)
         _check_str("tail", tail)
+        self._max_bytes = _limit("max_message_bytes", max_message_bytes)
+        self._max_depth = _limit("max_nesting_depth", max_nesting_depth)
         self.params = params
         self._chunker = AudioChunker(AudioFormat.from_params(params), chunk_ms=chunk_ms, tail=tail)
         # send_audio's fast path: the partial frame as the writes that make it up, their
@@ -344,7 +361,9 @@ class Client:
         try:
             if not isinstance(message, str):
                 raise RemoteProtocolError("the server sent a binary frame")
-            event = parse_server_message(message)
+            event = parse_server_message(
+                message, max_bytes=self._max_bytes, max_depth=self._max_depth
+            )
             self._enter(self._accept(event))
         except RemoteProtocolError:
             self._enter(State.ERROR)

@@ -32,7 +32,7 @@ from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import ServerError
 from ._messages import ClientMessage, ForceEndpoint, KeepAlive, Terminate, UpdateConfiguration
 from ._params import InvalidParameter, StreamingParams, parse_url
-from ._wire import parse_client_message
+from ._wire import MAX_MESSAGE_BYTES, MAX_NESTING_DEPTH, _limit, parse_client_message
 
 __all__ = ["SHORT_FRAME_LIMIT", "ClientChecker", "Rejection", "Violation"]
 
@@ -121,7 +121,8 @@ class ClientChecker:
     - 1008 when ``api_key`` is set and neither the ``Authorization`` header nor
       the ``token`` query parameter holds it;
     - 3006 for an invalid value of a known parameter, and for a text frame that
-      is not a valid client message;
+      is not a valid client message (longer than ``max_message_bytes`` or nested
+      deeper than ``max_nesting_depth`` included: see :func:`parse_client_message`);
     - 3007 for a frame longer than 1000 ms, or for sustained frames shorter than
       50 ms: the frame that makes a run of them ``SHORT_FRAME_LIMIT`` frames or
       1000 ms long (one short frame, such as the last before ``Terminate``, is
@@ -135,9 +136,17 @@ class ClientChecker:
     :class:`LocalProtocolError`, as does any call before :meth:`receive_request`.
     """
 
-    def __init__(self, *, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_nesting_depth: int = MAX_NESTING_DEPTH,
+    ) -> None:
         if api_key is not None and (type(api_key) is not str or not api_key):
             raise ValueError("api_key must be a non-empty string")
+        self._max_bytes = _limit("max_message_bytes", max_message_bytes)
+        self._max_depth = _limit("max_nesting_depth", max_nesting_depth)
         self._api_key = api_key
         self._params: StreamingParams | None = None
         self._format: AudioFormat | None = None
@@ -273,7 +282,9 @@ class ClientChecker:
         """Check one text frame: the client message it holds, the rejection, or the violation."""
         self._require(True, "receive a text message")
         try:
-            message = parse_client_message(text)
+            message = parse_client_message(
+                text, max_bytes=self._max_bytes, max_depth=self._max_depth
+            )
         except RemoteProtocolError as exc:
             return self._reject(3006, f"Invalid client message: {exc}")
         return self._follow(_INPUTS[message.type], message) or message

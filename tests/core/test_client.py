@@ -634,3 +634,19 @@ def test_an_int_enum_close_code_is_taken_as_its_value() -> None:
     assert closed.code == 1001
     assert closed.error is not None
     assert type(closed.error.code) is int
+
+
+def test_the_parsing_limits_are_the_clients_to_set() -> None:
+    deep = '{"type":"Begin","id":"x","expires_at":1,"more":' + "[" * 10 + "]" * 10 + "}"
+    client = Client(PARAMS, max_nesting_depth=8)
+    with pytest.raises(RemoteProtocolError, match="nesting deeper than 8 levels"):
+        client.receive_message(deep)
+    assert client.state is State.ERROR
+    assert isinstance(Client(PARAMS).receive_message(deep)[0], Begin)  # 64 levels by default
+    small = Client(PARAMS, max_message_bytes=20)
+    with pytest.raises(RemoteProtocolError, match="exceeds the limit of 20 bytes"):
+        small.receive_message(deep)
+    with pytest.raises(TypeError, match="max_message_bytes must be an int, got bool"):
+        Client(PARAMS, max_message_bytes=True)
+    with pytest.raises(ValueError, match="max_nesting_depth must be at least 1, got 0"):
+        Client(PARAMS, max_nesting_depth=0)

@@ -435,3 +435,19 @@ def test_the_checker_refuses_exactly_what_the_client_refuses(actions: list[str])
         else:
             result = checker.receive_text(CONTROL_TEXTS[action])
         assert isinstance(result, Violation) is refused, (action, result)
+
+
+def test_the_parsing_limits_are_the_checkers_to_set() -> None:
+    checker = ClientChecker(max_message_bytes=30)
+    assert checker.receive_request(TARGET) is None
+    result = checker.receive_text('{"type":"UpdateConfiguration","prompt":"a long prompt"}')
+    assert isinstance(result, Rejection)
+    assert result.code == 3006
+    assert "exceeds the limit of 30 bytes" in result.error
+    deep = ClientChecker(max_nesting_depth=2)
+    assert deep.receive_request(TARGET) is None
+    result = deep.receive_text('{"type":"KeepAlive","x":[[1]]}')
+    assert isinstance(result, Rejection)
+    assert "nesting deeper than 2 levels" in result.error
+    with pytest.raises(ValueError, match="max_message_bytes must be at least 1"):
+        ClientChecker(max_message_bytes=0)
