@@ -58,6 +58,20 @@ def pure(session: nox.Session) -> None:
 
 
 @nox.session
+def fuzz(session: nox.Session) -> None:
+    """Fuzz the parsers (``fuzz/run.py``): every input accepted or refused as documented.
+
+    h11's invariant for parse_server_message, Client.receive_message,
+    parse_client_message, ClientChecker, parse_url and aai_replay.loads_session (and
+    the dumps_session round trip), 10^5 inputs per target: about 5 minutes, so not a
+    default session (a quick run is a test, tests/fuzz). Extra arguments go to
+    fuzz/run.py, e.g. ``nox -s fuzz -- --quick`` or ``-- --only url --count 1000000``.
+    """
+    session.install("-e", ".[hypothesis,fast]")
+    session.run("python", "-bb", "fuzz/run.py", *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """Check style with ruff: lint rules and formatting."""
     session.install("ruff>=0.6")
@@ -70,6 +84,8 @@ def typecheck(session: nox.Session) -> None:
     """Type-check the packages, tests and examples with ``mypy --strict``."""
     session.install("-e", ".[trio,hypothesis,fast]", "mypy>=1.10", "nox", *TEST_DEPS)
     session.run("mypy", "--strict")
+    # fuzz/ apart: its run.py would clash with bench/run.py as a module name.
+    session.run("mypy", "--strict", "fuzz")
 
 
 @nox.session
