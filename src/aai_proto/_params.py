@@ -509,7 +509,11 @@ def parse_url(url: str) -> StreamingParams:
     protocol does not allow, or for a parameter given twice.
     """
     try:
-        pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True, errors="strict")
+        query = urlsplit(url).query
+    except ValueError as exc:  # urllib's own: "Invalid IPv6 URL", a bad netloc, ...
+        raise InvalidParameter("url", f"not a URL ({exc})") from None
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:
         raise InvalidParameter("query", "is not valid UTF-8 once percent-decoded") from None
     values: dict[str, Any] = {}

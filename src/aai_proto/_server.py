@@ -241,7 +241,11 @@ class ClientChecker:
             return self._reject(1008, "Unauthorized connection: missing API key or token")
         expected = self._api_key.encode()
         # Compared in constant time; the credentials never reach the error text.
-        if not any(hmac.compare_digest(value.encode(), expected) for value in offered):
+        # surrogatepass: a lone surrogate (a '%ED%A0%80' token) is a wrong key, not a crash.
+        if not any(
+            hmac.compare_digest(value.encode("utf-8", "surrogatepass"), expected)
+            for value in offered
+        ):
             return self._reject(1008, "Unauthorized connection: invalid API key or token")
         return None
 

@@ -270,3 +270,10 @@ def test_header_values_are_checked_without_echoing_them(bad: str) -> None:
     with pytest.raises(ValueError, match=r"^api_key must be a non-empty string") as info:
         build_headers(api_key=bad)
     assert "s3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["//]", "//[]", "//[::1", "//\uff03"])
+def test_a_malformed_url_is_an_invalid_parameter(url: str) -> None:
+    # urllib raises a plain ValueError for these: found by fuzz/run.py.
+    with pytest.raises(InvalidParameter, match=r"^Invalid 'url': not a URL \("):
+        parse_url(url)

@@ -451,3 +451,12 @@ def test_the_parsing_limits_are_the_checkers_to_set() -> None:
     assert "nesting deeper than 2 levels" in result.error
     with pytest.raises(ValueError, match="max_message_bytes must be at least 1"):
         ClientChecker(max_message_bytes=0)
+
+
+def test_a_credential_with_a_lone_surrogate_is_a_wrong_key() -> None:
+    # Found by fuzz/run.py: it raised UnicodeEncodeError.
+    for kwargs in ({"target": "?token=\ud800"}, {"target": "?", "authorization": "\udc00"}):
+        checker = ClientChecker(api_key="the-key")
+        rejection = checker.receive_request(**kwargs)
+        assert isinstance(rejection, Rejection)
+        assert rejection.code == 1008

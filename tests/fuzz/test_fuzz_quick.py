@@ -26,11 +26,6 @@ TARGETS = ("server", "client", "url", "session-lines", "session-files")
 # What the fuzzer finds in the current code, by target (the shrunk inputs are in
 # fuzz/corpus.json, so that every run checks them first).
 KNOWN: dict[str, str] = {
-    "url": (
-        "parse_url lets urllib's ValueError escape for a malformed host "
-        "('//]', '//[]', '//\\uff03'); ClientChecker(api_key=...).receive_request("
-        "'?token=\\ud800') raises UnicodeEncodeError"
-    ),
     "session-lines": (
         "loads_session raises OverflowError for a 't' of 400 digits; a lone surrogate "
         "escape loads, but dumps_session's text is not UTF-8 (write_session raises)"
