@@ -8,11 +8,10 @@ from __future__ import annotations
 import copy
 import json
 import pickle
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -34,43 +33,9 @@ from aai_replay import (
     strip_credentials,
 )
 from aai_replay._session import dumps_session
+from tests._values import assert_plain_value, copies
 
-PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 SESSIONS = sorted((Path(__file__).resolve().parents[2] / "fixtures" / "sessions").glob("*.jsonl"))
-
-
-def _parts(value: Any) -> Iterator[Any]:
-    """``value`` and every container and attrs value inside it."""
-    yield value
-    if isinstance(value, Mapping):
-        for item in value.values():
-            yield from _parts(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _parts(item)
-    elif attrs.has(type(value)):
-        for a in attrs.fields(type(value)):
-            yield from _parts(getattr(value, a.name))
-
-
-def _containers(value: Any) -> set[int]:
-    return {id(part) for part in _parts(value) if isinstance(part, list | Mapping)}
-
-
-def _copies(value: Any) -> list[Any]:
-    pickled = [pickle.loads(pickle.dumps(value, protocol)) for protocol in PROTOCOLS]
-    return [*pickled, copy.copy(value), copy.deepcopy(value)]
-
-
-def assert_plain_value(value: Any) -> None:
-    """Every pickle (each protocol), copy and deep copy of ``value`` equals it, hash included;
-    a deep copy shares no container (list, dict, read-only mapping) with it."""
-    for other in _copies(value):
-        assert type(other) is type(value)
-        assert other == value
-        assert value == other
-        assert hash(other) == hash(value)
-    assert not _containers(value) & _containers(copy.deepcopy(value))
 
 
 def _read_only_mappings(entry: Entry | Header | Request) -> list[Mapping[str, Any]]:
@@ -108,7 +73,7 @@ def test_a_shipped_session_is_a_plain_value(path: Path) -> None:
     assert_plain_value(session.header.request)
     for entry in session.entries:
         assert_plain_value(entry)
-    for other in _copies(session):
+    for other in copies(session):
         assert other.path == session.path
         assert dumps_session(other) == dumps_session(session)
         assert_read_only(other.header)
@@ -128,7 +93,7 @@ def test_an_entry_message_still_reads_as_a_dict(path: Path) -> None:
             expected = data["client"]
         else:
             continue
-        for other in (entry, *_copies(entry)):
+        for other in (entry, *copies(entry)):
             assert other.message == expected
             assert expected == other.message
             assert dict(other.message) == expected
@@ -208,5 +173,5 @@ def test_any_session_is_a_plain_value(session: RecordedSession) -> None:
 def test_any_entry_is_a_plain_value_and_stays_read_only(items: list[Entry]) -> None:
     for entry in items:
         assert_plain_value(entry)
-        for other in _copies(entry):
+        for other in copies(entry):
             assert_read_only(other)
