@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given
@@ -273,7 +274,16 @@ def test_header_values_are_checked_without_echoing_them(bad: str) -> None:
 
 
 @pytest.mark.parametrize("url", ["//]", "//[]", "//[::1", "//\uff03"])
-def test_a_malformed_url_is_an_invalid_parameter(url: str) -> None:
-    # urllib raises a plain ValueError for these: found by fuzz/run.py.
-    with pytest.raises(InvalidParameter, match=r"^Invalid 'url': not a URL \("):
+def test_a_url_urllib_refuses_is_an_invalid_parameter(url: str) -> None:
+    # urllib raises a plain ValueError for some of these (which ones depends on the
+    # Python version: 3.10 takes "//[]"): found by fuzz/run.py.
+    try:
+        urlsplit(url)
+    except ValueError:
+        refused = True
+    else:
+        refused = False
+    with pytest.raises(InvalidParameter) as info:
         parse_url(url)
+    if refused:
+        assert str(info.value).startswith("Invalid 'url': not a URL (")
