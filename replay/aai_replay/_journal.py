@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal, final
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
@@ -209,8 +210,6 @@ def _server_json(record: ServerMessageRecord) -> dict[str, Any]:
 
 
 def _request(target: str) -> Request:
-    from urllib.parse import parse_qsl, urlsplit
-
     try:
         parts = urlsplit(target)
         pairs = parse_qsl(parts.query, keep_blank_values=True)

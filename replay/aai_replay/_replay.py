@@ -292,8 +292,9 @@ class Replay:
         self._bytes = 0
         self._pos = 0  # the next step to send
         self._matched = 0  # recorded controls matched (or skipped) so far
-        # Steps below this index go out without waiting for audio or time (ForceEndpoint).
-        self._release_until = 0
+        # Steps below this index go out without waiting for audio or time: the first
+        # Begin (the plan's ungated steps), and what a ForceEndpoint released.
+        self._release_until = plan.ungated
         # After Terminate: steps from this index wait for no audio (none will come) ...
         self._audio_free_from: int | None = None
         # ... and those from this one are timed from the live Terminate (``_shift``).
@@ -492,12 +493,12 @@ class Replay:
 
     # -- gates ------------------------------------------------------------------------
 
-    def _audio_open(self, index: int, slack: float = 0.0) -> bool:
-        if index < self._release_until or index < self.plan.ungated:
+    def _audio_open(self, index: int) -> bool:
+        if index < self._release_until:
             return True
         if self._audio_free_from is not None and index >= self._audio_free_from:
             return True
-        return self.live_audio + _EPSILON + slack >= self._gates[index]
+        return self.live_audio + _EPSILON >= self._gates[index]
 
     @property
     def _slack(self) -> float:
@@ -507,7 +508,7 @@ class Replay:
         return self.plan.steps[index].controls <= self._matched
 
     def _clock_gate(self, index: int) -> float:
-        if self.pacing == "audio" or index < self._release_until or index < self.plan.ungated:
+        if self.pacing == "audio" or index < self._release_until:
             return 0.0
         t = self.plan.steps[index].entry.t
         due = t / self.speed

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from ._audio import MAX_CHUNK_MS, MIN_CHUNK_MS, AudioFormat
-from ._client import TRANSITIONS, Input, State
+from ._client import _AUDIO_STATES, TRANSITIONS, Input, State
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import ServerError
 from ._messages import ClientMessage, ForceEndpoint, KeepAlive, Terminate, UpdateConfiguration
@@ -99,10 +99,6 @@ _WORDS: Final = {
     Input.KEEP_ALIVE: "KeepAlive",
     Input.UPDATE_CONFIGURATION: "UpdateConfiguration",
 }
-
-
-# The states in which the table lets a client send audio: checked for every frame.
-_AUDIO_STATES: Final = frozenset(s for s, row in TRANSITIONS.items() if Input.SEND_AUDIO in row)
 
 
 def _duration_text(ms: float) -> str:

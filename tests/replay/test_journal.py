@@ -389,3 +389,12 @@ async def test_a_server_that_keeps_no_journal_hands_each_record_over(
     assert record.connection == 1
     assert json.loads(record.server_messages[0].data)["type"] == "Begin"  # kept: it is read
     assert record.close == CloseRecord(code=1000, reason="", by="client")
+
+
+def test_a_target_urllib_cannot_split_is_journaled_without_it() -> None:
+    from aai_replay._journal import JournalWriter
+
+    # Nothing of it is kept: it could hold a credential nobody can strip.
+    assert JournalWriter(7, "//[x/v3/ws?token=SECRET").record().request == Request(
+        path="?", query={}
+    )

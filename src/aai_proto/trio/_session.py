@@ -26,10 +26,12 @@ import trio_websocket
 from aai_proto import (
     DEFAULT_URL,
     DEFAULT_USER_AGENT,
+    TRANSITIONS,
     AudioFormat,
     Begin,
     Client,
     ConnectionClosed,
+    Input,
     RemoteProtocolError,
     ServerEvent,
     State,
@@ -222,7 +224,8 @@ class Session(trio.abc.AsyncResource):
         return self._termination
 
     def _terminate_if_open(self) -> None:
-        if self._client.state in (State.CONNECTING, State.STREAMING):
+        # The core's table says whether Terminate can still be sent.
+        if Input.TERMINATE in TRANSITIONS[self._client.state]:
             self._client.terminate()
 
     async def aclose(self) -> None:
