@@ -357,10 +357,21 @@ async def open_replay_server(
 ) -> AsyncIterator[ReplayServer]:
     """Run a :class:`ReplayServer` for the ``async with`` block; yields it, listening.
 
-    ``options`` are :class:`ReplayServer`'s keyword arguments.
+    ``options`` are :class:`ReplayServer`'s keyword arguments. An exception that
+    leaves the block (or a failure to listen) comes out as it is, never wrapped in
+    an exception group.
     """
     server = ReplayServer(session, **options)
+    # The block runs inside the server's nursery, which would wrap what leaves it
+    # in an exception group: hold it, stop the server, then let it go on unchanged.
+    held: BaseException | None = None
     async with trio.open_nursery() as nursery:
-        await nursery.start(server.serve)
-        yield server
-        nursery.cancel_scope.cancel()
+        try:
+            await nursery.start(server.serve)
+            yield server
+        except BaseException as exc:
+            held = exc
+        finally:
+            nursery.cancel_scope.cancel()
+    if held is not None:
+        raise held

@@ -5,11 +5,14 @@ frames; ``data_to_send()`` drains them; ``receive_message()`` and
 ``connection_closed()`` return events. Which input is legal in which state is one
 table, ``TRANSITIONS``; an input the table does not list is a protocol error --
 ``LocalProtocolError`` (state unchanged) for the caller's actions,
-``RemoteProtocolError`` (state ``ERROR``, for good) for what the server sent.
+``RemoteProtocolError`` (state ``ERROR`` until the close) for what the server sent.
 
-One rule the table cannot show: ``terminate()`` may come before ``Begin``, so
-``TERMINATING`` is reached with or without a session. In it, ``Begin`` is legal
-only while none has come, and every other server message only once one has.
+The table is the whole truth: what the transport reports (the close), and what
+the runtime did to the connection (closed it, or failed a send), are inputs too,
+so an adapter never decides a protocol question itself. It asks :meth:`Client.allows`
+whether an action is legal, and reads what happened from the client: ``begin``,
+``termination``, ``failure`` (the one error that ended the session, if any) and
+``closed``.
 """
 
 from __future__ import annotations
@@ -67,10 +70,22 @@ class State(enum.Enum):
     """Connected (or connecting); no ``Begin`` yet. Audio may already be sent."""
     STREAMING = "STREAMING"
     """``Begin`` received: audio and control messages flow."""
+    TERMINATING_EARLY = "TERMINATING_EARLY"
+    """``Terminate`` queued before ``Begin``; waiting for ``Begin``, then the rest."""
     TERMINATING = "TERMINATING"
-    """``Terminate`` queued; waiting for the last turns and ``Termination``."""
+    """``Terminate`` queued after ``Begin``; waiting for the last turns and ``Termination``."""
     TERMINATED = "TERMINATED"
-    """``Termination`` received; waiting for the close."""
+    """``Termination`` received: the session ended well. Waiting for the close."""
+    CLOSING = "CLOSING"
+    """This side started closing the connection (:meth:`Client.close`); waiting for the close.
+
+    Nothing more can be sent. The server's messages still arrive, as events, in
+    any order: the session is being abandoned, so only malformed data is an error.
+    """
+    BROKEN = "BROKEN"
+    """A send failed or was cut mid-frame (:meth:`Client.send_failed`): the connection
+    is unusable for good. The server's messages still arrive, as in ``CLOSING``; the
+    close changes nothing."""
     CLOSED = "CLOSED"
     """The connection closed. Nothing more can happen."""
     ERROR = "ERROR"
@@ -89,6 +104,8 @@ class Input(enum.Enum):
     UPDATE_CONFIGURATION = "update_configuration"
     KEEP_ALIVE = "keep_alive"
     TERMINATE = "terminate"
+    CLOSE = "close"
+    SEND_FAILED = "send_failed"
     CONNECTION_CLOSED = "connection_closed"
 
 
@@ -106,37 +123,72 @@ _SESSION: tuple[type[ServerEvent], ...] = (
 )
 
 
+# Every server message, for the states in which the session is being abandoned.
+_EVERY_MESSAGE: tuple[type[ServerEvent], ...] = (Begin, Termination, *_ANYTIME, *_SESSION)
+
+
 def _same(state: State, inputs: tuple[Any, ...]) -> dict[Any, State]:
     return dict.fromkeys(inputs, state)
+
+
+def _ends() -> dict[Any, State]:
+    """How a connection that is still open ends: this side's close, a failed send, the close."""
+    return {
+        Input.CLOSE: State.CLOSING,
+        Input.SEND_FAILED: State.BROKEN,
+        Input.CONNECTION_CLOSED: State.CLOSED,
+    }
 
 
 TRANSITIONS: Final[Mapping[State, Mapping[Input | type[ServerEvent], State]]] = MappingProxyType(
     {
         State.CONNECTING: {
             **_same(State.CONNECTING, _CONTROL + _ANYTIME),
-            Input.TERMINATE: State.TERMINATING,
+            Input.TERMINATE: State.TERMINATING_EARLY,
             Begin: State.STREAMING,
-            Input.CONNECTION_CLOSED: State.CLOSED,
+            **_ends(),
         },
         State.STREAMING: {
             **_same(State.STREAMING, _CONTROL + _ANYTIME + _SESSION),
             Input.TERMINATE: State.TERMINATING,
             Termination: State.TERMINATED,
-            Input.CONNECTION_CLOSED: State.CLOSED,
+            **_ends(),
+        },
+        State.TERMINATING_EARLY: {
+            **_same(State.TERMINATING_EARLY, _ANYTIME),
+            Begin: State.TERMINATING,
+            **_ends(),
         },
         State.TERMINATING: {
-            **_same(State.TERMINATING, (Begin, *_ANYTIME, *_SESSION)),
+            **_same(State.TERMINATING, _ANYTIME + _SESSION),
             Termination: State.TERMINATED,
+            **_ends(),
+        },
+        State.TERMINATED: _ends(),
+        State.CLOSING: {
+            **_same(State.CLOSING, _EVERY_MESSAGE),
+            Input.SEND_FAILED: State.BROKEN,
             Input.CONNECTION_CLOSED: State.CLOSED,
         },
-        State.TERMINATED: {Input.CONNECTION_CLOSED: State.CLOSED},
+        State.BROKEN: _same(State.BROKEN, (*_EVERY_MESSAGE, Input.CONNECTION_CLOSED)),
         State.CLOSED: {},
-        State.ERROR: {Input.CONNECTION_CLOSED: State.ERROR},
+        State.ERROR: {
+            Input.CLOSE: State.ERROR,
+            Input.SEND_FAILED: State.ERROR,
+            Input.CONNECTION_CLOSED: State.CLOSED,
+        },
     }
 )
 """Every legal (state, input) pair and the state it leads to; anything else is an error."""
 
-_NEEDS_BEGIN: Final = frozenset((*_SESSION, Termination))
+# The states in which the session runs: a close but 1000 in them is its failure.
+_RUNNING: Final = frozenset(
+    (State.CONNECTING, State.STREAMING, State.TERMINATING_EARLY, State.TERMINATING)
+)
+# The states this side's close or failed send leads to: the close that follows is theirs.
+_LOCAL_END: Final = frozenset(
+    TRANSITIONS[State.CONNECTING][action] for action in (Input.CLOSE, Input.SEND_FAILED)
+)
 
 # The states in which send_audio is legal (it leaves the state as it is).
 _AUDIO_STATES: Final = frozenset(
@@ -209,7 +261,10 @@ class Client:
         self._enter(State.CONNECTING)
         self._outgoing: list[bytes | str] = []
         self._begin: Begin | None = None
+        self._termination: Termination | None = None
         self._error: ServerError | None = None
+        self._failure: StreamingError | RemoteProtocolError | None = None
+        self._closed: ConnectionClosed | None = None
         self._audio_bytes_sent = 0
 
     @property
@@ -226,6 +281,32 @@ class Client:
     def session_id(self) -> str | None:
         """The session's id from ``Begin``, once received."""
         return self._begin.id if self._begin is not None else None
+
+    @property
+    def termination(self) -> Termination | None:
+        """The server's ``Termination`` event, once received: the session ended well."""
+        return self._termination
+
+    @property
+    def failure(self) -> StreamingError | RemoteProtocolError | None:
+        """What ended the session badly, if anything did; it never changes once set.
+
+        The first of: a message that broke the protocol (the
+        :class:`RemoteProtocolError` :meth:`receive_message` raised), or a close but
+        1000 while the session ran (the :class:`StreamingError` of its
+        :class:`ConnectionClosed`). Nothing after ``Termination`` is a failure, nor
+        is a close this side started (:meth:`close`, :meth:`send_failed`).
+        """
+        return self._failure
+
+    @property
+    def closed(self) -> ConnectionClosed | None:
+        """The :class:`ConnectionClosed` event, once the close was reported."""
+        return self._closed
+
+    def allows(self, action: Input | type[ServerEvent]) -> bool:
+        """Whether the table allows ``action`` (an :class:`Input` or an event class) now."""
+        return action in TRANSITIONS[self._state]
 
     @property
     def audio_format(self) -> AudioFormat:
@@ -338,6 +419,26 @@ class Client:
         self._outgoing.append(dump_client_message(Terminate()))
         self._enter(target)
 
+    def close(self) -> None:
+        """Record that this side is closing the connection (state ``CLOSING``).
+
+        Call it when the runtime starts the WebSocket closing handshake (or drops the
+        socket) of its own accord; nothing can be sent after it, queued frames not yet
+        taken are dropped, and the close that follows is no failure.
+        """
+        self._enter(self._transition(Input.CLOSE))
+        self._outgoing.clear()
+
+    def send_failed(self) -> None:
+        """Record that sending failed or was cut mid-frame (state ``BROKEN``, for good).
+
+        Call it when a write of the frames :meth:`data_to_send` returned did not
+        complete, so the peer may have half a frame: the connection is unusable, and
+        the close that follows is no failure. In ``ERROR`` the state stays ``ERROR``.
+        """
+        self._enter(self._transition(Input.SEND_FAILED))
+        self._outgoing.clear()
+
     def data_to_send(self) -> list[bytes | str]:
         """Return the frames queued since the last call, in order, and forget them."""
         out = self._outgoing
@@ -352,7 +453,8 @@ class Client:
         """Take one message the server sent: ``str`` for a text frame, ``bytes`` for binary.
 
         Returns its events. Raises :class:`RemoteProtocolError` (state ``ERROR``) if
-        the server broke the protocol, :class:`LocalProtocolError` once ``CLOSED``.
+        the server broke the protocol (it becomes the :attr:`failure` unless the
+        session had ended), :class:`LocalProtocolError` once ``CLOSED``.
         """
         if not isinstance(message, (str, bytes)):
             raise TypeError(f"message must be a str or bytes, got {_named(message)}")
@@ -365,43 +467,51 @@ class Client:
                 message, max_bytes=self._max_bytes, max_depth=self._max_depth
             )
             self._enter(self._accept(event))
-        except RemoteProtocolError:
+        except RemoteProtocolError as exc:
             self._enter(State.ERROR)
+            self._fail(exc)
             raise
         return [event]
 
     def _accept(self, event: ServerEvent) -> State:
-        kind = type(event)
-        target = TRANSITIONS[self._state].get(kind)
+        target = TRANSITIONS[self._state].get(type(event))
         if target is None:
             raise RemoteProtocolError(f"unexpected {event.type} in state {self._state.value}")
-        if kind is Begin:
-            if self._begin is not None:
-                raise RemoteProtocolError("a second Begin")
-            assert isinstance(event, Begin)
-            self._begin = event
-        elif kind in _NEEDS_BEGIN and self._begin is None:
-            raise RemoteProtocolError(f"{event.type} before Begin")
-        elif kind is ServerError:
-            assert isinstance(event, ServerError)
+        # Only the first of each is the session's (CLOSING takes any message).
+        if isinstance(event, Begin):
+            if self._begin is None:
+                self._begin = event
+        elif isinstance(event, Termination):
+            if self._termination is None:
+                self._termination = event
+        elif isinstance(event, ServerError):
             self._error = event
         return target
+
+    def _fail(self, exc: StreamingError | RemoteProtocolError) -> None:
+        if self._failure is None and self._termination is None:
+            self._failure = exc
 
     def connection_closed(self, code: int, reason: str = "") -> list[ConnectionClosed]:
         """Report that the WebSocket closed with ``code`` and ``reason``.
 
-        Returns a :class:`ConnectionClosed` event whose ``error`` describes any close
-        but 1000, with the text of the server's ``Error`` message if one came.
-        Queued frames that were not sent are dropped.
+        Returns a :class:`ConnectionClosed` event; its ``error`` is set (and becomes
+        the :attr:`failure`) for a close but 1000 while the session ran, with the
+        text of the server's ``Error`` message if one came. Queued frames that were
+        not sent are dropped.
         """
         code = _as_int("code", code)
         _check_str("reason", reason)
         if self._state is State.CLOSED:
             raise LocalProtocolError("the connection is already closed")
-        self._enter(TRANSITIONS[self._state][Input.CONNECTION_CLOSED])
+        before = self._state
+        self._enter(self._transition(Input.CONNECTION_CLOSED))
         self._outgoing.clear()
         error = None
-        if code != 1000:
+        if code != 1000 and before in _RUNNING:
             message = self._error.error if self._error is not None else None
             error = StreamingError(code, reason, message)
-        return [ConnectionClosed(code=code, reason=reason, error=error)]
+            self._fail(error)
+        closed = ConnectionClosed(code=code, reason=reason, error=error, local=before in _LOCAL_END)
+        self._closed = closed
+        return [closed]

@@ -2,7 +2,7 @@
 
 Strategy: h11's split. ``LocalProtocolError`` means *our* caller misused the
 API (the state is left unchanged, so the caller may recover). ``RemoteProtocolError``
-means the peer broke the protocol (a client moves to ``State.ERROR`` for good).
+means the peer broke the protocol (a client moves to ``State.ERROR`` until the close).
 Things the protocol itself reports -- a server ``Error`` message, a close code --
 are events, not exceptions; ``StreamingError`` is the value that describes such a
 failed session, and an I/O layer may raise it.
@@ -40,7 +40,7 @@ class LocalProtocolError(ProtocolError):
 class RemoteProtocolError(ProtocolError):
     """The peer sent something the protocol does not allow.
 
-    A :class:`~aai_proto.Client` that raises this is in ``State.ERROR`` for good.
+    A :class:`~aai_proto.Client` that raises this is in ``State.ERROR`` until the close.
     """
 
 

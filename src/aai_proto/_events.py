@@ -207,14 +207,18 @@ class UnknownMessage:
 class ConnectionClosed:
     """The WebSocket closed with ``code`` and ``reason``.
 
-    ``error`` describes the failure for any code but 1000, carrying the text of
-    the server's ``Error`` message when one came first; it is ``None`` for a
-    normal close.
+    ``error`` is set when this close is the session's failure: any code but 1000
+    while the session was running, carrying the text of the server's ``Error``
+    message when one came first. It is ``None`` for a normal close, a close after
+    ``Termination`` (the session had ended well), a close this side started
+    (``local``: :meth:`Client.close` or :meth:`Client.send_failed` came first),
+    and a close after the server broke the protocol (that was the failure).
     """
 
     code: int
     reason: str = ""
     error: StreamingError | None = None
+    local: bool = False
 
 
 MESSAGE_TYPES: tuple[type[Any], ...] = (

@@ -13,8 +13,8 @@ client's own transition table (:data:`TRANSITIONS`, the one :class:`Client`
 obeys) with each input the client sends, and an input the table does not allow
 is a :class:`Violation`. The server's messages are not fed in, and need not be:
 in that table the states a server message moves between (``CONNECTING`` and
-``STREAMING``, ``TERMINATING`` and ``TERMINATED``) allow the same client inputs,
-which a test holds the table to.
+``STREAMING``; ``TERMINATING_EARLY``, ``TERMINATING`` and ``TERMINATED``) allow
+the same client inputs, which a test holds the table to.
 """
 
 from __future__ import annotations
@@ -170,8 +170,8 @@ class ClientChecker:
     def state(self) -> State:
         """Where the client is in its lifecycle, as the client's own table has it.
 
-        ``CONNECTING`` until the client sends ``Terminate``, ``TERMINATING`` after:
-        the checker sees only what the client sends.
+        ``CONNECTING`` until the client sends ``Terminate``, ``TERMINATING_EARLY``
+        after: the checker sees only what the client sends, never ``Begin``.
         """
         return self._state
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -131,10 +132,11 @@ def test_terminate_before_begin() -> None:
     client.send_audio(b"\x05" * 10)
     client.terminate()
     assert client.data_to_send() == [b"\x05" * 10 + bytes(1590), '{"type":"Terminate"}']
-    assert client.state is State.TERMINATING
-    with pytest.raises(RemoteProtocolError, match="Turn before Begin"):
+    assert client.state is State.TERMINATING_EARLY
+    with pytest.raises(RemoteProtocolError, match="unexpected Turn in state TERMINATING_EARLY"):
         new_terminating_before_begin().receive_message(TURN)
     client.receive_message(BEGIN)
+    assert state_of(client) is State.TERMINATING
     client.receive_message(TURN)
     client.receive_message(TERMINATION)
     assert state_of(client) is State.TERMINATED
@@ -207,18 +209,130 @@ def test_remote_errors_leave_the_client_in_error(
     with pytest.raises(LocalProtocolError, match="can't send_audio in state ERROR"):
         client.send_audio(FRAME)
     assert client.state is State.ERROR
-    [closed] = client.connection_closed(1000)
-    assert closed == ConnectionClosed(code=1000)
-    assert client.state is State.ERROR
+    [closed] = client.connection_closed(1011)
+    # The protocol error was the failure; the close after it is no second one.
+    assert closed == ConnectionClosed(code=1011)
+    assert state_of(client) is State.CLOSED
+    with pytest.raises(LocalProtocolError, match="can't send_audio in state CLOSED"):
+        client.send_audio(FRAME)
+    if setup[-1:] == [TERMINATION]:
+        assert client.failure is None  # the session had ended well
+    else:
+        assert isinstance(client.failure, RemoteProtocolError)
+        assert re.search(error, str(client.failure))
 
 
 def test_second_begin_while_terminating() -> None:
     client = new_client()
     client.receive_message(BEGIN)
     client.terminate()
-    with pytest.raises(RemoteProtocolError, match="a second Begin"):
+    with pytest.raises(RemoteProtocolError, match="unexpected Begin in state TERMINATING"):
         client.receive_message(BEGIN)
     assert client.state is State.ERROR
+
+
+# -- how a session ends: what happened is the client's to say ---------------------------
+
+
+def test_a_close_after_termination_is_no_failure() -> None:
+    client = reach("terminated")
+    assert client.termination == Termination(audio_duration_seconds=1, session_duration_seconds=1)
+    [closed] = client.connection_closed(1011, "Internal error")
+    assert closed == ConnectionClosed(code=1011, reason="Internal error", error=None)
+    assert (client.state, client.failure, client.closed) == (State.CLOSED, None, closed)
+
+
+@pytest.mark.parametrize("route", ["connecting", "streaming", "terminating-early", "terminating"])
+def test_a_close_but_1000_while_running_is_the_failure(route: str) -> None:
+    client = reach(route)
+    [closed] = client.connection_closed(1011, "Internal error")
+    assert closed.error == StreamingError(1011, "Internal error", None)
+    assert client.failure is closed.error
+    assert not closed.local
+    assert client.state is State.CLOSED
+
+
+@pytest.mark.parametrize("route", ["connecting", "streaming", "terminating", "terminated"])
+@pytest.mark.parametrize("code", [1000, 1006, 1011])
+def test_a_close_this_side_started_is_no_failure(route: str, code: int) -> None:
+    client = reach(route)
+    client.close()
+    assert client.state is State.CLOSING
+    [closed] = client.connection_closed(code)
+    assert closed == ConnectionClosed(code=code, error=None, local=True)
+    assert (client.state, client.failure) == (State.CLOSED, None)
+
+
+def test_close_drops_queued_frames_and_allows_no_more_sends() -> None:
+    client = reach("streaming")
+    client.send_audio(FRAME)
+    client.close()
+    assert client.data_to_send() == []
+    for action in (Input.SEND_AUDIO, Input.TERMINATE, Input.KEEP_ALIVE, Input.CLOSE):
+        assert not client.allows(action)
+        with pytest.raises(LocalProtocolError, match="in state CLOSING"):
+            ACTIONS[action](client)
+
+
+def test_closing_takes_any_message_and_keeps_the_first_begin_and_termination() -> None:
+    client = reach("closing-before-begin")
+    second = BEGIN.replace("b-1", "b-2")
+    for text in (TURN, BEGIN, second, TERMINATION, TURN, TERMINATION):
+        [_event] = client.receive_message(text)
+        assert client.state is State.CLOSING
+    assert client.session_id == "b-1"
+    assert client.termination == Termination(audio_duration_seconds=1, session_duration_seconds=1)
+    with pytest.raises(RemoteProtocolError, match="not valid JSON"):
+        client.receive_message("{")  # malformed data is still an error ...
+    assert client.failure is None  # ... but not a failure: Termination came first
+
+
+def test_malformed_data_while_closing_is_the_failure() -> None:
+    client = reach("closing")
+    with pytest.raises(RemoteProtocolError, match="not valid JSON") as raised:
+        client.receive_message("{")
+    assert (client.state, client.failure) == (State.ERROR, raised.value)
+
+
+def test_a_failed_send_breaks_the_connection_for_good() -> None:
+    client = reach("streaming")
+    client.send_audio(FRAME)
+    client.send_failed()
+    assert client.data_to_send() == []
+    assert client.state is State.BROKEN
+    [_turn] = client.receive_message(TURN)  # what was on the way still arrives
+    [closed] = client.connection_closed(1006)
+    assert closed == ConnectionClosed(code=1006, error=None, local=True)
+    assert (client.state, client.failure) == (State.BROKEN, None)
+    for action in (Input.SEND_AUDIO, Input.TERMINATE, Input.CLOSE, Input.SEND_FAILED):
+        with pytest.raises(LocalProtocolError, match="in state BROKEN"):
+            ACTIONS[action](client)
+
+
+def test_in_error_close_and_send_failed_keep_the_error() -> None:
+    client = reach("error")
+    failure = client.failure
+    assert isinstance(failure, RemoteProtocolError)
+    client.send_failed()
+    client.close()
+    assert client.state is State.ERROR
+    [closed] = client.connection_closed(1002, "protocol error")
+    assert closed == ConnectionClosed(code=1002, reason="protocol error", error=None, local=False)
+    assert (client.state, client.failure) == (State.CLOSED, failure)
+
+
+def test_the_failure_is_the_first_and_never_changes() -> None:
+    client = reach("streaming")
+    client.receive_message(ERROR_3007)
+    [closed] = client.connection_closed(3007)
+    assert client.failure is closed.error
+    assert client.failure is not None
+    assert client.failure.message == ("Input duration violation: 20 ms")
+    client = reach("streaming")
+    with pytest.raises(RemoteProtocolError) as raised:
+        client.receive_message(b"\x00")
+    client.connection_closed(1011)
+    assert client.failure is raised.value
 
 
 def test_misuse_changes_nothing() -> None:
@@ -280,38 +394,34 @@ ACTIONS: dict[Input, Callable[[Client], object]] = {
     Input.UPDATE_CONFIGURATION: lambda c: c.update_configuration(format_turns=True),
     Input.KEEP_ALIVE: Client.keep_alive,
     Input.TERMINATE: Client.terminate,
+    Input.CLOSE: Client.close,
+    Input.SEND_FAILED: Client.send_failed,
     Input.CONNECTION_CLOSED: lambda c: c.connection_closed(1000),
 }
 
-# How to reach each state (TERMINATING twice: with and without a Begin).
-ROUTES: dict[str, tuple[State, list[str | bytes | int | None]]] = {
+# How to reach each state (CLOSING and BROKEN with and without a Begin).
+ROUTES: dict[str, tuple[State, list[str | bytes | int | Input]]] = {
     "connecting": (State.CONNECTING, []),
     "streaming": (State.STREAMING, [BEGIN]),
-    "terminating": (State.TERMINATING, [BEGIN, None]),
-    "terminating-before-begin": (State.TERMINATING, [None]),
+    "terminating-early": (State.TERMINATING_EARLY, [Input.TERMINATE]),
+    "terminating": (State.TERMINATING, [BEGIN, Input.TERMINATE]),
     "terminated": (State.TERMINATED, [BEGIN, TERMINATION]),
+    "closing": (State.CLOSING, [BEGIN, Input.CLOSE]),
+    "closing-before-begin": (State.CLOSING, [Input.CLOSE]),
+    "broken": (State.BROKEN, [BEGIN, Input.SEND_FAILED]),
+    "broken-and-closed": (State.BROKEN, [Input.SEND_FAILED, 1006]),
     "closed": (State.CLOSED, [BEGIN, 1000]),
     "error": (State.ERROR, [b""]),
 }
-"""Each route: server messages to receive, None for terminate(), 1000 for the close."""
-
-NEEDS_BEGIN = {
-    Turn,
-    SpeechStarted,
-    Heartbeat,
-    Silence,
-    SpeakerRevision,
-    LLMGatewayResponse,
-    Termination,
-}
+"""Each route: server messages to receive, an Input to call, an int for the close."""
 
 
 def reach(route: str) -> Client:
     state, steps = ROUTES[route]
     client = new_client()
     for step in steps:
-        if step is None:
-            client.terminate()
+        if isinstance(step, Input):
+            ACTIONS[step](client)
         elif isinstance(step, int):
             client.connection_closed(step)
         else:
@@ -333,6 +443,7 @@ def test_every_action_in_every_state(route: str, action: Input) -> None:
     client = reach(route)
     before = client.state
     target = TRANSITIONS[before].get(action)
+    assert client.allows(action) is (target is not None)
     if target is None:
         with pytest.raises(LocalProtocolError):
             ACTIONS[action](client)
@@ -349,15 +460,12 @@ def test_every_server_message_in_every_state(route: str, kind: type[ServerEvent]
     client = reach(route)
     before = client.state
     target = TRANSITIONS[before].get(kind)
-    begun = client.begin is not None
-    legal = target is not None and (
-        (kind is Begin and not begun) or (kind is not Begin and (begun or kind not in NEEDS_BEGIN))
-    )
+    assert client.allows(kind) is (target is not None)
     if before is State.CLOSED:
         with pytest.raises(LocalProtocolError):
             client.receive_message(SAMPLES[kind])
         assert client.state is State.CLOSED
-    elif legal:
+    elif target is not None:
         [event] = client.receive_message(SAMPLES[kind])
         assert type(event) is kind
         assert client.state is target
@@ -401,6 +509,8 @@ class ClientMachine(RuleBasedStateMachine):
         self.fed = 0
         self.seen_error = False
         self.terminated_by_server = False
+        self.ended_well = False
+        self.failures: list[Exception | None] = []
 
     def act(self, action: Callable[[], object]) -> None:
         before = self.client.state
@@ -432,26 +542,49 @@ class ClientMachine(RuleBasedStateMachine):
         before = self.client.state
         try:
             events = self.client.receive_message(message)
-        except RemoteProtocolError:
+        except RemoteProtocolError as exc:
             assert self.client.state is State.ERROR
             self.seen_error = True
+            self.failures.append(exc)
         except LocalProtocolError:
             assert before is State.CLOSED
         else:
-            if isinstance(events[0], Termination):
-                assert self.client.state is State.TERMINATED
+            if isinstance(events[0], Termination) and before is not State.CLOSING:
+                assert self.client.state in (State.TERMINATED, State.BROKEN)
+            if isinstance(events[0], Termination) and not self.failures:
+                self.ended_well = True
+
+    @rule()
+    def close_here(self) -> None:
+        self.act(self.client.close)
+
+    @rule()
+    def send_failed(self) -> None:
+        self.act(self.client.send_failed)
 
     @precondition(lambda self: self.client.state is not State.CLOSED)
     @rule(code=st.sampled_from([1000, 1006, 3005]))
     def close(self, code: int) -> None:
+        before = self.client.state
         [event] = self.client.connection_closed(code)
         assert isinstance(event, ConnectionClosed)
-        assert (event.error is None) == (code == 1000)
+        assert event.local is (before in (State.CLOSING, State.BROKEN))
+        # The close is the failure only if nothing decided the session's end before it.
+        is_failure = code != 1000 and not (self.ended_well or self.failures or event.local)
+        assert (event.error is not None) is is_failure
+        if is_failure:
+            self.failures.append(event.error)
+        self.seen_error = False
 
     @invariant()
-    def error_is_never_left(self) -> None:
+    def error_is_left_only_by_the_close(self) -> None:
         if self.seen_error:
             assert self.client.state is State.ERROR
+
+    @invariant()
+    def the_failure_is_the_first_unless_the_session_ended_well(self) -> None:
+        expected = None if self.ended_well or not self.failures else self.failures[0]
+        assert self.client.failure is expected
 
     @invariant()
     def terminate_is_sent_once_and_last(self) -> None:
@@ -554,7 +687,7 @@ def test_the_fast_path_refuses_audio_where_the_table_does() -> None:
     for data in (b"\x01" * 10, FRAME):
         with pytest.raises(LocalProtocolError, match="can't send_audio in state TERMINATING"):
             client.send_audio(data)
-    assert client.state is State.TERMINATING
+    assert client.state is State.TERMINATING_EARLY
 
 
 def test_empty_writes_leave_nothing_behind() -> None:

@@ -318,7 +318,7 @@ def test_what_the_client_sends_a_server_accepts(script: Script) -> None:
     record = conn.record()
     assert record.violations == ()
     assert record.audio.bytes == client.audio_bytes_sent
-    assert checker.state is (State.TERMINATING if terminated else State.CONNECTING)
+    assert checker.state is (State.TERMINATING_EARLY if terminated else State.CONNECTING)
 
 
 # -- the converse: the servers do reject what a client never sends -------------------------

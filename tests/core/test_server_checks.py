@@ -22,6 +22,7 @@ from aai_proto import (
     State,
     StreamingParams,
     Terminate,
+    Termination,
     UpdateConfiguration,
     Violation,
     build_url,
@@ -352,7 +353,7 @@ def test_the_checker_follows_the_client_from_connecting_to_terminating() -> None
     states.append(checker.state)
     assert checker.receive_text(CONTROL_TEXTS["Terminate"]) == Terminate()
     states.append(checker.state)
-    assert states == [State.CONNECTING, State.CONNECTING, State.TERMINATING]
+    assert states == [State.CONNECTING, State.CONNECTING, State.TERMINATING_EARLY]
 
 
 @pytest.mark.parametrize(
@@ -374,7 +375,7 @@ def test_a_control_message_after_terminate_is_a_violation(name: str, rule: str) 
     assert violation.message.type == name
     # A violation is a finding, not the end: the checker goes on, in the same state.
     assert checker.rejection is None
-    assert checker.state is State.TERMINATING
+    assert checker.state is State.TERMINATING_EARLY
     assert checker.receive_text(CONTROL_TEXTS[name]) == violation
 
 
@@ -391,13 +392,21 @@ def test_audio_after_terminate_is_a_violation_and_not_counted() -> None:
 def test_the_table_lets_server_messages_change_nothing_a_client_may_send() -> None:
     # Why the checker can follow the client without seeing what the server sends:
     # the states a server message moves between allow the same client inputs.
-    client_inputs = set(Input) - {Input.CONNECTION_CLOSED}
+    # (Closing the connection and failed sends are not messages: a server never sees them.)
+    client_inputs = set(Input) - {Input.CONNECTION_CLOSED, Input.CLOSE, Input.SEND_FAILED}
 
     def allowed(state: State) -> set[Input]:
         return {i for i in client_inputs if i in TRANSITIONS[state]}
 
+    # Every server message but Termination (after which the server closes: a client
+    # that sends on is talking to a connection that is going away).
+    for state, row in TRANSITIONS.items():
+        for action, target in row.items():
+            if not isinstance(action, Input) and action is not Termination:
+                assert allowed(target) == allowed(state), (state, action, target)
     assert allowed(State.CONNECTING) == allowed(State.STREAMING) == client_inputs
-    assert allowed(State.TERMINATING) == allowed(State.TERMINATED) == set()
+    assert allowed(State.TERMINATING_EARLY) == allowed(State.TERMINATING) == set()
+    assert allowed(State.TERMINATED) == set()
 
 
 _ACTIONS = ("audio", "ForceEndpoint", "KeepAlive", "UpdateConfiguration", "Terminate", "Begin")

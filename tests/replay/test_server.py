@@ -142,6 +142,44 @@ async def test_every_connection_gets_its_own_full_replay(sessions_dir: Path) -> 
     assert server.connections == 4
 
 
+@pytest.mark.parametrize("error", [ValueError("from the block"), KeyboardInterrupt()])
+async def test_the_blocks_exception_comes_out_unwrapped(
+    basic_session: RecordedSession, error: BaseException
+) -> None:
+    port = 0
+
+    async def block() -> None:
+        nonlocal port
+        async with open_replay_server(basic_session) as server:
+            port = server.port
+            raise error
+
+    with pytest.raises(type(error)) as raised:
+        await block()
+    assert raised.value is error
+    # ... and the server stopped listening.
+    with pytest.raises(OSError, match="connect"):
+        await trio.open_tcp_stream("127.0.0.1", port)
+
+
+async def test_a_failure_to_listen_comes_out_unwrapped(basic_session: RecordedSession) -> None:
+    async with open_replay_server(basic_session) as first:
+        with pytest.raises(OSError, match="in use") as raised:
+            async with open_replay_server(basic_session, port=first.port):
+                pytest.fail("the second server cannot listen on the same port")
+    assert raised.value.errno is not None  # the OSError itself (a group is no OSError)
+
+
+async def test_a_cancelled_block_stops_the_server(basic_session: RecordedSession) -> None:
+    with trio.move_on_after(0.05) as scope:
+        async with open_replay_server(basic_session) as server:
+            port = server.port
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    with pytest.raises(OSError, match="connect"):
+        await trio.open_tcp_stream("127.0.0.1", port)
+
+
 async def test_begin_expires_in_the_future(basic_session: RecordedSession) -> None:
     async with (
         open_replay_server(basic_session) as server,

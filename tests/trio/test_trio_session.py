@@ -437,9 +437,22 @@ async def test_terminate_raises_an_error_close(nursery: trio.Nursery) -> None:
             None,
         )
         assert info.value.retryable
-        with pytest.raises(aai.StreamingError) as again:
-            await session.terminate()
-        assert again.value is info.value
+        # Every call raises the failure afresh, chained to the one the core keeps,
+        # so tracebacks do not grow with each call.
+        depth = len(info.traceback)
+        send_depths = set()
+        for _ in range(3):
+            with pytest.raises(aai.StreamingError) as again:
+                await session.terminate()
+            assert again.value == info.value
+            assert again.value is not info.value
+            assert again.value.__cause__ is info.value.__cause__ is session._client.failure
+            assert len(again.traceback) == depth
+            with pytest.raises(aai.StreamingError) as sending:
+                await session.send_audio(b"\x00" * 3200)
+            assert sending.value.__cause__ is session._client.failure
+            send_depths.add(len(sending.traceback))
+        assert len(send_depths) == 1
     # Leaving the block does not raise a failure that was seen already.
 
 
@@ -520,7 +533,8 @@ async def test_server_error_3007_surfaces_from_iteration(nursery: trio.Nursery) 
         for call in (session.keep_alive, session.force_endpoint, session.terminate):
             with pytest.raises(aai.StreamingError) as again:
                 await call()
-            assert again.value is error
+            assert again.value == error
+            assert again.value.__cause__ is error.__cause__
     assert server.received == [bytes(FRAME)]
 
 

@@ -1,18 +1,21 @@
 """A streaming session over trio-websocket: ``open_session`` and ``Session``.
 
-Strategy: the adapter only moves messages and keeps time; the core ``Client``
-decides everything else. One reader task feeds every server message to the core
-and puts the events it returns in a memory channel. Every action takes the send
-lock, calls the core, and sends all that ``data_to_send()`` returns before letting
-go, so frames leave in the order the core queued them. The end of a session --
-``Termination``, the close, a failure -- is recorded by the reader the moment it
-reads it, whether or not anyone has taken the events before it, and wakes
-whichever call is waiting for it.
+Strategy: the adapter only moves messages, keeps time and buffers events; the core
+``Client`` decides everything else, the end of the session included. One reader
+task feeds every server message and the close to the core and puts the events it
+returns in a memory channel. Every action takes the send lock, calls the core, and
+sends all that ``data_to_send()`` returns before letting go, so frames leave in the
+order the core queued them. What the runtime does to the connection -- closing it
+(``aclose``), or a write cut short -- is reported to the core as well, so whether
+the session ended well, failed, or was abandoned is the core's answer
+(``Client.termination``, ``Client.failure``, ``Client.closed``), read when needed.
+The reader only wakes whichever call waits for the end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 from collections.abc import Awaitable, Callable
@@ -26,7 +29,6 @@ import trio_websocket
 from aai_proto import (
     DEFAULT_URL,
     DEFAULT_USER_AGENT,
-    TRANSITIONS,
     AudioFormat,
     Begin,
     Client,
@@ -96,19 +98,15 @@ class Session(trio.abc.AsyncResource):
         # Unbounded as a channel; _wait_for_room keeps it at max_buffered_events
         # while the session runs, and lets the last few messages in when it ends.
         self._events_in, self._events_out = trio.open_memory_channel[ServerEvent](math.inf)
-        self._room = trio.Event()
-        self._draining = False
+        self._room = trio.Event()  # an event was taken: the reader may go on
+        self._draining = False  # the session is ending: read past the bound
+        # What happened is the core's (termination, failure, closed); these only wake.
         self._begun = trio.Event()  # Begin came, or the reader ended
         self._finished = trio.Event()  # Termination or a failure came, or the reader ended
         self._reader_done = trio.Event()
-        self._termination: Termination | None = None
-        self._closed: ConnectionClosed | None = None
-        self._failure: Exception | None = None
-        self._failure_seen = False
-        self._broken = False
-        self._closing = False
-        self._iteration_over = False
-        self._terminated: trio.Event | None = None
+        self._failure_seen = False  # some call raised the failure: leaving need not
+        self._iteration_over = False  # iteration ended: it stays ended
+        self._terminated: trio.Event | None = None  # terminate() was called; set when done
 
     # -- what the session knows ----------------------------------------------------
 
@@ -137,7 +135,7 @@ class Session(trio.abc.AsyncResource):
     @property
     def termination(self) -> Termination | None:
         """The ``Termination`` event, once received."""
-        return self._termination
+        return self._client.termination
 
     # -- actions --------------------------------------------------------------------
 
@@ -201,7 +199,7 @@ class Session(trio.abc.AsyncResource):
         if self._terminated is not None:
             await self._terminated.wait()
             self._raise_failure()
-            return self._termination
+            return self._client.termination
         self._terminated = done = trio.Event()
         try:
             self._check()
@@ -221,11 +219,11 @@ class Session(trio.abc.AsyncResource):
             await self.aclose()
             done.set()
         self._raise_failure()
-        return self._termination
+        return self._client.termination
 
     def _terminate_if_open(self) -> None:
         # The core's table says whether Terminate can still be sent.
-        if Input.TERMINATE in TRANSITIONS[self._client.state]:
+        if self._client.allows(Input.TERMINATE):
             self._client.terminate()
 
     async def aclose(self) -> None:
@@ -235,7 +233,8 @@ class Session(trio.abc.AsyncResource):
         seconds; closes the socket at once if cancelled. Idempotent. Events already
         received stay available to iteration.
         """
-        self._closing = True
+        if self._client.allows(Input.CLOSE):
+            self._client.close()
         self._drain()
         try:
             with trio.move_on_after(CLOSE_TIMEOUT):
@@ -267,21 +266,21 @@ class Session(trio.abc.AsyncResource):
     # -- internals ------------------------------------------------------------------
 
     def _raise_failure(self) -> None:
-        if self._failure is not None:
+        failure = self._client.failure
+        if failure is not None:
             self._failure_seen = True
-            raise self._failure
+            # A fresh exception each time, so that tracebacks do not pile up on one.
+            raise copy.copy(failure) from failure
+
+    def _broken(self) -> bool:
+        return self._client.state is State.BROKEN
 
     def _check(self) -> None:
         self._raise_failure()
-        if self._broken:
+        if self._broken():
             raise trio.BrokenResourceError(
                 "a send was cancelled midway, so the session's connection was closed"
             )
-
-    def _fail(self, exc: Exception) -> None:
-        if self._failure is None and self._termination is None:
-            self._failure = exc
-            self._finished.set()
 
     def _drain(self) -> None:
         # The session is ending: read on past the buffer's bound so that its end
@@ -303,7 +302,8 @@ class Session(trio.abc.AsyncResource):
             except BaseException:
                 # Cancelled mid-write: the stream may end in half a frame. Nothing can
                 # follow it, so close the socket now.
-                self._broken = True
+                if self._client.allows(Input.SEND_FAILED):
+                    self._client.send_failed()
                 await _close_now(self._stream)
                 raise
 
@@ -318,9 +318,10 @@ class Session(trio.abc.AsyncResource):
             await _close_now(self._stream)
             await self._reader_done.wait()
         self._raise_failure()
-        if self._closing or self._closed is None:
+        closed = self._client.closed
+        if closed is None or closed.local:
             raise trio.ClosedResourceError("the session was closed")
-        raise StreamingError(self._closed.code, self._closed.reason)
+        raise StreamingError(closed.code, closed.reason)
 
     async def _wait_for_room(self) -> None:
         # Backpressure: while max_buffered_events wait to be taken, read no more.
@@ -342,16 +343,12 @@ class Session(trio.abc.AsyncResource):
                     reason = exc.reason
                     # trio-websocket's codes may be IntEnum members: keep plain ints.
                     code, text = (int(reason.code), reason.reason or "") if reason else (1006, "")
-                    [closed] = self._client.connection_closed(code, text)
-                    self._closed = closed
-                    # A close this side made (aclose, a broken send) is no failure.
-                    if closed.error is not None and not (self._closing or self._broken):
-                        self._fail(closed.error)
+                    self._client.connection_closed(code, text)  # the core says what it means
                     return
                 try:
                     events = self._client.receive_message(message)
-                except RemoteProtocolError as exc:
-                    self._fail(exc)
+                except RemoteProtocolError:
+                    self._finished.set()
                     self._events_in.close()
                     try:
                         with trio.move_on_after(CLOSE_TIMEOUT):
@@ -363,7 +360,6 @@ class Session(trio.abc.AsyncResource):
                     if isinstance(event, Begin):
                         self._begun.set()
                     elif isinstance(event, Termination):
-                        self._termination = event
                         self._finished.set()
                     assert not isinstance(event, ConnectionClosed)
                     self._events_in.send_nowait(event)
@@ -375,7 +371,7 @@ class Session(trio.abc.AsyncResource):
 
     async def _leave(self) -> None:
         """Leaving ``open_session``'s block normally: terminate unless already done."""
-        if self._terminated is None and self._failure is None and not self._broken:
+        if self._terminated is None and self._client.failure is None and not self._broken():
             await self.terminate()
             return
         await self.aclose()
@@ -456,7 +452,7 @@ def open_session(
             await session._begun.wait()
             if client.begin is None:
                 session._raise_failure()
-                code = session._closed.code if session._closed else 1006
+                code = client.closed.code if client.closed else 1006
                 raise ConnectError(
                     target.shown, f"the server closed the session ({code}) before Begin"
                 )
