@@ -209,11 +209,11 @@ class Session(trio.abc.AsyncResource):
                     # Decided under the send lock: the session may have ended while
                     # another task was sending.
                     await self._act(self._terminate_if_open)
-                except StreamingError as exc:
-                    if exc.code != 1000:
+                except StreamingError:
+                    if self._client.failure is not None:
                         raise
-                    # The server closed normally as Terminate went out: the end of
-                    # the session, not a failure (None, as when no send was on the way).
+                    # The server closed normally as Terminate went out: the core says
+                    # that is no failure (None, as when no send was on the way).
                 await self._finished.wait()
         finally:
             await self.aclose()
