@@ -56,6 +56,17 @@ from ._params import (
     redact_url,
 )
 from ._server import SHORT_FRAME_LIMIT, ClientChecker, Rejection, Violation
+from ._token import (
+    MAX_SESSION_SECONDS,
+    MAX_TOKEN_SECONDS,
+    MIN_SESSION_SECONDS,
+    MIN_TOKEN_SECONDS,
+    TOKEN_PATH,
+    TemporaryToken,
+    TokenRequest,
+    parse_token_request,
+    parse_token_response,
+)
 from ._turns import TranscriptUpdate, TurnTracker
 from ._version import __version__
 from ._wire import (
@@ -75,8 +86,13 @@ __all__ = [
     "MAX_CHUNK_MS",
     "MAX_MESSAGE_BYTES",
     "MAX_NESTING_DEPTH",
+    "MAX_SESSION_SECONDS",
+    "MAX_TOKEN_SECONDS",
     "MIN_CHUNK_MS",
+    "MIN_SESSION_SECONDS",
+    "MIN_TOKEN_SECONDS",
     "SHORT_FRAME_LIMIT",
+    "TOKEN_PATH",
     "TRANSITIONS",
     "UPDATABLE_FIELDS",
     "AudioChunker",
@@ -112,8 +128,10 @@ __all__ = [
     "StreamingError",
     "StreamingParams",
     "TailPolicy",
+    "TemporaryToken",
     "Terminate",
     "Termination",
+    "TokenRequest",
     "TranscriptUpdate",
     "Turn",
     "TurnTracker",
@@ -130,6 +148,8 @@ __all__ = [
     "make_converter",
     "parse_client_message",
     "parse_server_message",
+    "parse_token_request",
+    "parse_token_response",
     "parse_url",
     "redact_url",
 ]
