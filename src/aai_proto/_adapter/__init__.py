@@ -1,0 +1,1 @@
+"""What the runtime adapters share; the sans-IO core never imports it."""
