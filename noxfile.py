@@ -28,7 +28,7 @@ TEST_DEPS = [
     "pytest-timeout>=2.3",
     # Independent peers for interoperability tests: the official SDK and websockets.
     "assemblyai>=0.40",
-    "websockets>=13",
+    "websockets>=15",
 ]
 
 
@@ -45,7 +45,7 @@ def tests(session: nox.Session) -> None:
     arguments go to pytest, e.g. ``nox -s tests -- -k chunk``; ``nox -s tests-3.12``
     runs one version.
     """
-    session.install("-e", ".[trio,hypothesis,fast]", *TEST_DEPS)
+    session.install("-e", ".[trio,asyncio,hypothesis,fast]", *TEST_DEPS)
     if session.python != COVERAGE_PYTHON:
         session.run("python", "-bb", "-m", "pytest", *session.posargs)
         return
@@ -61,7 +61,7 @@ def pure(session: nox.Session) -> None:
 
     The tests that need msgspec skip; everything else must pass on the pure-Python parser.
     """
-    session.install("-e", ".[trio,hypothesis]", *TEST_DEPS)
+    session.install("-e", ".[trio,asyncio,hypothesis]", *TEST_DEPS)
     session.run("python", "-bb", "-m", "pytest", "-q", *session.posargs)
 
 
@@ -90,7 +90,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """Type-check the packages, tests and examples with ``mypy --strict``."""
-    session.install("-e", ".[trio,hypothesis,fast]", "mypy>=1.10", "nox", *TEST_DEPS)
+    session.install("-e", ".[trio,asyncio,hypothesis,fast]", "mypy>=1.10", "nox", *TEST_DEPS)
     session.run("mypy", "--strict")
     # fuzz/ apart: its run.py would clash with bench/run.py as a module name.
     session.run("mypy", "--strict", "fuzz")

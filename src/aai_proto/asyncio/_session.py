@@ -1,0 +1,544 @@
+"""A streaming session over ``websockets``' asyncio client: ``open_session`` and ``Session``.
+
+Strategy: the same shape as ``aai_proto.trio``, which is the reference for every
+behaviour. The adapter moves frames, keeps time and buffers events; the core
+``Client`` decides the rest (what is legal, whether the session failed, ended
+well or was abandoned). One reader task feeds every message and the close to the
+core and appends the events to a deque; each action takes the send lock, calls the
+core, and sends what it queued. The end of a session is recorded by the core the
+moment the reader reads it and wakes whichever call waits.
+
+Where asyncio differs from trio: ``websockets`` writes each frame whole into the
+transport's buffer before it waits for room, so a cancelled send never leaves
+half a frame; it can still leave the frames after it unsent, which breaks the
+connection just the same (the core's ``send_failed``). Timeouts use
+``asyncio.wait_for`` (3.10 has no ``asyncio.timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, Final, TypeVar, final
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from aai_proto import (
+    DEFAULT_URL,
+    DEFAULT_USER_AGENT,
+    AudioFormat,
+    Begin,
+    Client,
+    ConnectionClosed,
+    Input,
+    RemoteProtocolError,
+    ServerEvent,
+    State,
+    StreamingError,
+    StreamingParams,
+    TailPolicy,
+    Termination,
+    build_headers,
+    build_url,
+    redact_url,
+)
+from aai_proto._adapter.errors import ConnectError, ConnectTimeout, HandshakeRejected
+from aai_proto._adapter.sources import Chunk, Chunks, file_chunks, pace
+from aai_proto._adapter.target import Target
+
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "BrokenSessionError",
+    "ClosedSessionError",
+    "Session",
+    "open_session",
+]
+
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+"""Seconds ``open_session`` allows for the connection, the upgrade and ``Begin``."""
+CLOSE_TIMEOUT: Final = 2.0
+"""Seconds allowed for the WebSocket closing handshake before the socket is closed anyway."""
+_MAX_MESSAGE_BYTES: Final = 1 << 20  # as trio-websocket's default: a longer one closes 1009
+
+_T = TypeVar("_T")
+
+
+class BrokenSessionError(Exception):
+    """A send was cancelled midway, so the session's connection was closed (trio's
+    ``BrokenResourceError``)."""
+
+
+class ClosedSessionError(Exception):
+    """A send was interrupted by :meth:`Session.aclose` from another task (trio's
+    ``ClosedResourceError``)."""
+
+
+async def _within(seconds: float, awaitable: Awaitable[_T]) -> tuple[bool, _T | None]:
+    """Await ``awaitable`` for at most ``seconds``: ``(True, result)`` or ``(False, None)``."""
+    try:
+        return True, await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError:
+        return False, None
+
+
+class Session:
+    """One open streaming session. Made by :func:`open_session`, not directly.
+
+    The same as ``aai_proto.trio.Session`` (see the README), on asyncio: iterate it
+    for the server's events, ``Begin`` first; a failure is raised by whichever call
+    waits when it happens and by every call after it; calls the protocol does not
+    allow raise the core's :class:`~aai_proto.LocalProtocolError`.
+    """
+
+    def __init__(
+        self,
+        ws: ClientConnection,
+        client: Client,
+        *,
+        chunk_ms: int,
+        terminate_timeout: float,
+        max_buffered_events: int,
+    ) -> None:
+        self._ws = ws
+        self._client = client
+        self._chunk_ms = chunk_ms
+        self._terminate_timeout = terminate_timeout
+        self._max_buffered = max_buffered_events
+        self._send_lock = asyncio.Lock()  # fair: waiters get it in order
+        self._events: deque[ServerEvent] = deque()
+        self._arrived = asyncio.Event()  # an event was buffered, or the reader ended
+        self._room = asyncio.Event()  # an event was taken: the reader may go on
+        self._draining = False  # the session is ending: read past the bound
+        # What happened is the core's (termination, failure, closed); these only wake.
+        self._begun = asyncio.Event()  # Begin came, or the reader ended
+        self._finished = asyncio.Event()  # Termination or a failure came, or the reader ended
+        self._reader_done = asyncio.Event()
+        self._failure_seen = False  # some call raised the failure: leaving need not
+        self._iteration_over = False  # iteration ended: it stays ended
+        self._terminated: asyncio.Event | None = None  # terminate() was called; set when done
+        self._reader: asyncio.Task[None] | None = None
+
+    # -- what the session knows ----------------------------------------------------
+
+    @property
+    def begin(self) -> Begin:
+        """The server's ``Begin`` event (``open_session`` waits for it)."""
+        begin = self._client.begin
+        assert begin is not None, "open_session returns only once Begin came"
+        return begin
+
+    @property
+    def session_id(self) -> str:
+        """The session's id, from ``Begin``."""
+        return self.begin.id
+
+    @property
+    def state(self) -> State:
+        """The core client's :class:`~aai_proto.State`."""
+        return self._client.state
+
+    @property
+    def audio_format(self) -> AudioFormat:
+        """The format of the audio this session carries."""
+        return self._client.audio_format
+
+    @property
+    def termination(self) -> Termination | None:
+        """The ``Termination`` event, once received."""
+        return self._client.termination
+
+    # -- actions --------------------------------------------------------------------
+
+    async def send_audio(self, data: bytes | bytearray | memoryview) -> None:
+        """Send audio of any length: it leaves in frames of ``chunk_ms``, the rest waits.
+
+        Waits while the connection cannot take more (backpressure). If this call is
+        cancelled while frames are still to go, the connection is closed at once
+        and later calls raise :class:`BrokenSessionError`.
+        """
+        await self._act(lambda: self._client.send_audio(data))
+
+    async def force_endpoint(self) -> None:
+        """Send ``ForceEndpoint``: end the current turn now."""
+        await self._act(self._client.force_endpoint)
+
+    async def keep_alive(self) -> None:
+        """Send ``KeepAlive``: reset the server's inactivity clock."""
+        await self._act(self._client.keep_alive)
+
+    async def update_configuration(self, **fields: Any) -> None:
+        """Send ``UpdateConfiguration`` with these settings (``ValueError`` if invalid)."""
+        await self._act(lambda: self._client.update_configuration(**fields))
+
+    async def stream(self, source: Chunks, *, realtime: bool = True) -> None:
+        """Send the audio of ``source``, an iterable (or async iterable) of byte chunks.
+
+        As ``aai_proto.trio.Session.stream``: with ``realtime`` no faster than it
+        plays (PCM only), else as fast as the connection takes it.
+        """
+        loop = asyncio.get_running_loop()
+
+        async def sleep_until(deadline: float) -> None:
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+
+        send: Callable[[Chunk], Awaitable[None]] = self.send_audio
+        await pace(
+            send,
+            source,
+            self.audio_format,
+            chunk_ms=self._chunk_ms,
+            realtime=realtime,
+            now=loop.time,
+            sleep_until=sleep_until,
+        )
+
+    async def stream_file(self, path: str | os.PathLike[str], *, realtime: bool = True) -> None:
+        """Send the audio of a WAV or raw (``.raw``, ``.pcm``) file, paced as :meth:`stream`."""
+        chunks = file_chunks(path, self.audio_format, chunk_ms=self._chunk_ms, realtime=realtime)
+        with contextlib.closing(chunks):
+            await self.stream(chunks, realtime=realtime)
+
+    async def terminate(self) -> Termination | None:
+        """End the session: the audio tail and ``Terminate``, then wait for ``Termination``.
+
+        As ``aai_proto.trio.Session.terminate``: at most ``terminate_timeout``
+        seconds (sending included), then the connection is closed (at most
+        ``CLOSE_TIMEOUT`` more). Returns the ``Termination`` or ``None``; raises the
+        session's failure. Calling it again returns the same result.
+        """
+        if self._terminated is not None:
+            await self._terminated.wait()
+            self._raise_failure()
+            return self._client.termination
+        self._terminated = done = asyncio.Event()
+        try:
+            self._check()
+            self._drain()
+            await _within(self._terminate_timeout, self._terminate_and_wait())
+        finally:
+            await self.aclose()
+            done.set()
+        self._raise_failure()
+        return self._client.termination
+
+    async def _terminate_and_wait(self) -> None:
+        try:
+            # Decided under the send lock: the session may have ended while another
+            # task was sending.
+            await self._act(self._terminate_if_open)
+        except StreamingError:
+            if self._client.failure is not None:
+                raise
+            # The server closed normally as Terminate went out: no failure, says the core.
+        await self._finished.wait()
+
+    def _terminate_if_open(self) -> None:
+        if self._client.allows(Input.TERMINATE):
+            self._client.terminate()
+
+    async def aclose(self) -> None:
+        """Close the connection now, without ``Terminate`` (the server ends the session).
+
+        Sends a close frame and waits for the server's at most ``CLOSE_TIMEOUT``
+        seconds; closes the socket at once if cancelled. Idempotent. Events already
+        received stay available to iteration.
+        """
+        if self._client.allows(Input.CLOSE):
+            self._client.close()
+        self._drain()
+        try:
+            await _within(CLOSE_TIMEOUT, self._close_handshake())
+        finally:
+            self._abort()
+        await asyncio.shield(self._reader_done.wait())
+
+    async def _close_handshake(self) -> None:
+        await self._ws.close()
+        await self._reader_done.wait()
+
+    def _abort(self) -> None:
+        """Close the socket at once (a no-op once it is closed)."""
+        self._ws.transport.abort()
+
+    # -- iteration ------------------------------------------------------------------
+
+    def __aiter__(self) -> Session:
+        return self
+
+    async def __anext__(self) -> ServerEvent:
+        if self._iteration_over:
+            raise StopAsyncIteration
+        while not self._events:
+            if self._reader_done.is_set():
+                self._iteration_over = True
+                self._raise_failure()
+                raise StopAsyncIteration
+            self._arrived.clear()
+            await self._arrived.wait()
+        event = self._events.popleft()
+        self._room.set()
+        if isinstance(event, Termination):
+            self._iteration_over = True
+        return event
+
+    # -- internals ------------------------------------------------------------------
+
+    def _raise_failure(self) -> None:
+        failure = self._client.failure
+        if failure is not None:
+            self._failure_seen = True
+            # A fresh exception each time, so that tracebacks do not pile up on one.
+            raise copy.copy(failure) from failure
+
+    def _broken(self) -> bool:
+        return self._client.state is State.BROKEN
+
+    def _check(self) -> None:
+        self._raise_failure()
+        if self._broken():
+            raise BrokenSessionError(
+                "a send was cancelled midway, so the session's connection was closed"
+            )
+
+    def _drain(self) -> None:
+        # The session is ending: read on past the buffer's bound so that its end
+        # (Termination, the close, an error) is seen even if nobody takes the events.
+        self._draining = True
+        self._room.set()
+
+    async def _act(self, action: Callable[[], object]) -> None:
+        self._check()
+        async with self._send_lock:
+            self._check()
+            action()  # the core decides: LocalProtocolError or ValueError leave nothing queued
+            frames = self._client.data_to_send()
+            sent = 0
+            try:
+                for frame in frames:
+                    await self._ws.send(frame)
+                    sent += 1
+            except websockets.ConnectionClosed:
+                await self._closed_while_sending()
+            except BaseException:
+                # Cancelled with frames still to go: what the core queued did not all
+                # leave, so nothing can follow. Close the socket now.
+                if sent < len(frames) and self._client.allows(Input.SEND_FAILED):
+                    self._client.send_failed()
+                    self._abort()
+                raise
+
+    async def _closed_while_sending(self) -> None:
+        # The reader sees why the connection closed; wait for it to get there.
+        self._drain()
+        finished, _ = await _within(CLOSE_TIMEOUT, self._reader_done.wait())
+        if not finished:
+            self._abort()
+            await self._reader_done.wait()
+        self._raise_failure()
+        closed = self._client.closed
+        if closed is None or closed.local:
+            raise ClosedSessionError("the session was closed")
+        raise StreamingError(closed.code, closed.reason)
+
+    async def _wait_for_room(self) -> None:
+        # Backpressure: while max_buffered_events wait to be taken, read no more.
+        while not self._draining and len(self._events) >= self._max_buffered:
+            self._room.clear()
+            await self._room.wait()
+
+    async def _read(self) -> None:
+        """The one reader: every message goes to the core, every event to the buffer."""
+        try:
+            while True:
+                await self._wait_for_room()
+                try:
+                    message = await self._ws.recv()
+                except websockets.ConnectionClosed as exc:
+                    received = exc.rcvd
+                    code, text = (received.code, received.reason) if received else (1006, "")
+                    self._client.connection_closed(code, text)  # the core says what it means
+                    return
+                try:
+                    events = self._client.receive_message(message)
+                except RemoteProtocolError:
+                    self._finished.set()
+                    await _within(CLOSE_TIMEOUT, self._ws.close(1002, "protocol error"))
+                    self._abort()
+                    return
+                for event in events:
+                    if isinstance(event, Begin):
+                        self._begun.set()
+                    elif isinstance(event, Termination):
+                        self._finished.set()
+                    assert not isinstance(event, ConnectionClosed)
+                    self._events.append(event)
+                self._arrived.set()
+        except Exception:
+            # Anything else the connection raises ends it: as a dropped connection.
+            self._abort()
+            if self._client.allows(Input.CONNECTION_CLOSED):
+                self._client.connection_closed(1006, "")
+        finally:
+            self._reader_done.set()
+            self._arrived.set()
+            self._begun.set()
+            self._finished.set()
+
+    async def _leave(self) -> None:
+        """Leaving ``open_session``'s block normally: terminate unless already done."""
+        if self._terminated is None and self._client.failure is None and not self._broken():
+            await self.terminate()
+            return
+        await self.aclose()
+        if not self._failure_seen:
+            self._raise_failure()
+
+    async def _stop(self) -> None:
+        """Stop the reader task (the block is over) and wait for it."""
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+
+def open_session(
+    params: StreamingParams,
+    *,
+    api_key: str | None = None,
+    token: str | None = None,
+    url: str = DEFAULT_URL,
+    chunk_ms: int = 50,
+    tail: TailPolicy = "pad",
+    terminate_timeout: float = 5.0,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    max_buffered_events: int = 10_000,
+    user_agent: str = DEFAULT_USER_AGENT,
+) -> AbstractAsyncContextManager[Session]:
+    """Open a streaming session; an async context manager that yields a :class:`Session`.
+
+    The same arguments and behaviour as ``aai_proto.trio.open_session`` (but no
+    ``stream=``): connects, sends the key or token in the ``Authorization``
+    header, and returns once ``Begin`` came, all within ``connect_timeout``;
+    raises :class:`ConnectError`, :class:`HandshakeRejected`, :class:`ConnectTimeout`
+    or the session's failure. Leaving the block normally terminates the session;
+    leaving it by an exception closes the socket at once and lets that exception
+    through unchanged. Bad arguments raise ``ValueError`` at the call.
+    """
+    client = Client(params, chunk_ms=chunk_ms, tail=tail)
+    headers = build_headers(api_key=api_key, token=token, user_agent=user_agent)
+    full_url = build_url(params, base_url=url)
+    target = Target.from_url(full_url, shown=redact_url(url))
+    for name, value in (
+        ("terminate_timeout", terminate_timeout),
+        ("connect_timeout", connect_timeout),
+    ):
+        if type(value) not in (int, float) or not value >= 0:
+            raise ValueError(f"{name} must be a number of seconds, at least 0; got {value!r}")
+    if type(max_buffered_events) is not int or max_buffered_events < 1:
+        raise ValueError(
+            f"max_buffered_events must be a positive integer; got {max_buffered_events!r}"
+        )
+
+    async def open_() -> Session:
+        ws = await _connect(full_url, target, headers)
+        try:
+            session = Session(
+                ws,
+                client,
+                chunk_ms=chunk_ms,
+                terminate_timeout=terminate_timeout,
+                max_buffered_events=max_buffered_events,
+            )
+            session._reader = asyncio.get_running_loop().create_task(session._read())
+            try:
+                await session._begun.wait()
+                if client.begin is None:
+                    session._raise_failure()
+                    code = client.closed.code if client.closed else 1006
+                    raise ConnectError(
+                        target.shown, f"the server closed the session ({code}) before Begin"
+                    )
+            except BaseException:
+                await session._stop()
+                raise
+            return session
+        except BaseException:
+            ws.transport.abort()
+            raise
+
+    async def open_within() -> Session:
+        opened, session = await _within(connect_timeout, open_())
+        if not opened or session is None:
+            raise ConnectTimeout(target.shown, f"no Begin within {connect_timeout:g} s")
+        return session
+
+    return _SessionContext(open_within)
+
+
+async def _connect(url: str, target: Target, headers: list[tuple[str, str]]) -> ClientConnection:
+    """The WebSocket upgrade; errors as ``aai_proto.trio`` raises them."""
+    try:
+        return await connect(
+            url,
+            additional_headers=headers,
+            user_agent_header=None,  # build_headers has the User-Agent
+            open_timeout=None,  # open_session's connect_timeout covers it, Begin included
+            close_timeout=CLOSE_TIMEOUT,
+            ping_interval=None,  # as the trio adapter: the protocol has KeepAlive
+            max_size=_MAX_MESSAGE_BYTES,
+            proxy=None,  # no proxy from the environment: connect where the URL says
+            compression=None,  # the service does not negotiate it
+        )
+    except websockets.InvalidStatus as exc:
+        response = exc.response
+        raise HandshakeRejected(
+            target.shown, response.status_code, bytes(response.body or b"")
+        ) from None
+    except (websockets.InvalidHandshake, websockets.InvalidMessage, EOFError) as exc:
+        raise ConnectError(
+            target.shown, "the server closed the connection during the WebSocket handshake"
+        ) from exc
+    except OSError as exc:
+        raise ConnectError(target.shown, str(exc) or type(exc).__name__) from exc
+
+
+@final
+class _SessionContext:
+    """``open_session``'s context manager: the block's exception goes on unchanged."""
+
+    def __init__(self, open_: Callable[[], Awaitable[Session]]) -> None:
+        self._open = open_
+        self._session: Session | None = None
+        self._entered = False
+
+    async def __aenter__(self) -> Session:
+        if self._entered:
+            raise RuntimeError("open_session(...) can be entered only once")
+        self._entered = True
+        self._session = await self._open()
+        return self._session
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self._session
+        assert session is not None
+        try:
+            if exc is None:
+                await session._leave()
+            else:
+                session._abort()  # at once: no Terminate, no waiting
+        finally:
+            await session._stop()
