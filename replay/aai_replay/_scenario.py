@@ -41,6 +41,7 @@ __all__ = [
     "ScenarioPlayer",
     "ScenarioRefusal",
     "load_scenario",
+    "numbered_set",
 ]
 
 SCENARIO_VERSION: Final = 1
@@ -266,13 +267,25 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     if where.name.endswith(SCENARIO_SUFFIX):
         return _load_manifest(where)
     sessions = [load_session(where)]
+    sessions.extend(load_session(more) for more in numbered_set(where)[1:])
+    return Scenario(entries=sessions, name=where.name)
+
+
+def numbered_set(path: str | os.PathLike[str]) -> list[Path]:
+    """``path`` and the recorder's further files beside it that exist: ``NAME-2.jsonl``, ...
+
+    Only for a ``.jsonl`` name that is not numbered itself; the numbers must follow
+    on. ``path`` comes first whether it exists or not.
+    """
+    where = Path(path)
+    found = [where]
     stem = where.name[: -len(where.suffix)] if where.suffix else where.name
     if where.suffix == ".jsonl" and not _NUMBERED.match(stem):
         n = 2
         while (more := where.with_name(f"{stem}-{n}.jsonl")).is_file():
-            sessions.append(load_session(more))
+            found.append(more)
             n += 1
-    return Scenario(entries=sessions, name=where.name)
+    return found
 
 
 def _load_manifest(path: Path) -> Scenario:
