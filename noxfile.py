@@ -104,7 +104,7 @@ def bench(session: nox.Session) -> None:
     is reported, not a failure). Takes a few minutes. Extra arguments go to
     ``bench/run.py``, e.g. ``nox -s bench -- --only B1,B3`` or ``-- --quick``.
     """
-    session.install(".[trio,fast]", "assemblyai>=0.40")
+    session.install(".[trio,asyncio,fast]", "assemblyai>=0.40")
     session.run("python", "bench/run.py", *session.posargs)
 
 
