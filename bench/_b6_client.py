@@ -84,7 +84,8 @@ def with_sdk(url: str, wav: Path) -> int:
     counted: list[Any] = []
     for event in (StreamingEvents.Begin, StreamingEvents.Turn, StreamingEvents.Termination):
         client.on(event, lambda _client, message: counted.append(message))
-    client.connect(StreamingParameters(sample_rate=16000, format_turns=True))
+    fields: dict[str, Any] = {"sample_rate": 16000, "format_turns": True}
+    client.connect(StreamingParameters(**fields))  # (its optional fields look required to mypy)
     client.stream(frames(wav))
     client.disconnect(terminate=True)
     if not counted or type(counted[-1]).__name__ != "TerminationEvent":
