@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, final
 from urllib.parse import urlencode
@@ -30,10 +31,14 @@ from ._session import (
     ServerMessage,
     ServerRaw,
     SessionFormatError,
-    load_session,
+    _escape_lone_surrogates,
+    _read_file,
 )
 
 __all__ = ["Finding", "SessionSummary", "check_session", "format_summary", "summarize"]
+
+# A lone surrogate (from a JSON escape) can't be printed: shown as its escape instead.
+_printable = _escape_lone_surrogates
 
 
 @final
@@ -112,7 +117,11 @@ def summarize(session: RecordedSession) -> SessionSummary:
 
 
 def format_summary(session: RecordedSession) -> str:
-    """A human summary of ``session``: what it is, its audio, turns, finals and close."""
+    """A human summary of ``session``: what it is, its audio, turns, finals and close.
+
+    Printable as UTF-8 whatever the session holds: a lone surrogate is shown as its
+    JSON escape (``\\ud800``).
+    """
     s = summarize(session)
     header = session.header
     lines = [f"session:     {session.path if session.path is not None else '<session>'}"]
@@ -120,7 +129,9 @@ def format_summary(session: RecordedSession) -> str:
         lines.append(f"description: {header.description}")
     if header.source:
         lines.append(f"source:      {header.source}")
-    query = urlencode(list(header.request.query.items()))
+    # surrogatepass: a lone surrogate (a JSON escape in the file) is shown
+    # percent-escaped, as the bytes it would be, rather than raise.
+    query = urlencode(list(header.request.query.items()), errors="surrogatepass")
     lines.append(f"request:     {header.request.path}{'?' + query if query else ''}")
     lines.append(f"duration:    {s.duration:.2f} s")
     audio = f"{s.audio_frames} frames, {s.audio_bytes} bytes"
@@ -148,7 +159,7 @@ def format_summary(session: RecordedSession) -> str:
     else:
         c = s.close
         lines.append(f"close:       {c.code} {c.reason!r} by {c.by} at {c.t:.2f} s")
-    return "\n".join(lines)
+    return _printable("\n".join(lines))
 
 
 @final
@@ -174,10 +185,9 @@ class _ServerOrder:
     that does not is a recording of bad JSON, not a message out of order.
     """
 
-    def __init__(self, session: RecordedSession) -> None:
-        close = session.close
-        self.close_by_server = close is not None and close.by == "server"
-        self.close_line = len(session.entries) + 1 if close is not None else None
+    def __init__(self, close_line: int | None, close_by_server: bool) -> None:
+        self.close_by_server = close_by_server
+        self.close_line = close_line
         self.begin_line: int | None = None
         self.begins = 0
         self.turn_reported = False
@@ -222,11 +232,68 @@ class _ServerOrder:
         return problems
 
 
+def _finding(
+    level: Literal["error", "warning"], path: str, line: int | None, problem: str
+) -> Finding:
+    return Finding(level=level, path=path, line=line, problem=_printable(problem))
+
+
+def _order_findings(session: RecordedSession, lines: Sequence[int], name: str) -> list[Finding]:
+    """The errors of the server messages of ``session``, whose entries are on ``lines``."""
+    close = session.close
+    order = _ServerOrder(
+        lines[-1] if close is not None else None, close is not None and close.by == "server"
+    )
+    findings = []
+    for line, entry in zip(lines, session.entries, strict=True):
+        if isinstance(entry, ClientMessage):
+            order.client(entry)
+            continue
+        if not isinstance(entry, ServerMessage | ServerRaw):
+            continue
+        text = entry.text if isinstance(entry, ServerRaw) else json.dumps(dict(entry.message))
+        try:
+            event = parse_server_message(text)
+        except RemoteProtocolError as exc:
+            if isinstance(entry, ServerMessage):
+                findings.append(_finding("error", name, line, str(exc)))
+            continue
+        findings.extend(
+            _finding("error", name, line, problem) for problem in order.server(event, line)
+        )
+    return findings
+
+
+def _audio_findings(session: RecordedSession, name: str) -> list[Finding]:
+    """What is wrong with the audio sidecar of ``session``, if it names one."""
+    if session.header.audio is None:
+        return []
+    try:
+        audio = session.audio_bytes()
+    except SessionFormatError as exc:
+        return [_finding("error", name, exc.line, exc.problem)]
+    sent = sum(e.nbytes for e in session.entries if isinstance(e, ClientAudio))
+    if len(audio) == sent:
+        return []
+    return [
+        _finding(
+            "warning",
+            name,
+            1,
+            f"the audio file holds {len(audio)} bytes of audio; "
+            f"the client_audio entries add up to {sent}",
+        )
+    ]
+
+
 def check_session(path: str | os.PathLike[str]) -> list[Finding]:
     """Check the session file at ``path``; return what is wrong with it (nothing if valid).
 
-    Errors: the format's rules, an unreadable file or audio sidecar, a ``server``
-    entry that is not a valid server message, and server messages out of order:
+    Every problem is reported, each with its line, not only the first. Errors: the
+    format's rules (a line that breaks one is left out of the checks that follow), a
+    file that is plainly no session (a WAV file, say: one error, in words), an
+    unreadable file or audio sidecar, a ``server`` entry that is not a valid server
+    message, and server messages out of order:
 
     - a ``Turn`` with no ``Begin`` before it (reported at the first such ``Turn``);
     - a second ``Begin`` (reported at each ``Begin`` after the first);
@@ -240,50 +307,20 @@ def check_session(path: str | os.PathLike[str]) -> list[Finding]:
     a server message; one that does not parse is no order error.
 
     Warning: an audio sidecar whose length differs from the audio the
-    ``client_audio`` entries add up to. Findings are in line order, the
-    sidecar's last.
+    ``client_audio`` entries add up to. Findings are in line order (one of the whole
+    file first), the sidecar's last; the sidecar is checked only when the header
+    loaded.
     """
     name = str(path)
     try:
-        session = load_session(Path(path))
-    except SessionFormatError as exc:
-        return [Finding(level="error", path=exc.path, line=exc.line, problem=exc.problem)]
+        reading = _read_file(Path(path))
     except OSError as exc:
-        return [Finding(level="error", path=name, line=None, problem=f"can't read: {exc}")]
-    findings = []
-    order = _ServerOrder(session)
-    for line, entry in enumerate(session.entries, start=2):
-        if isinstance(entry, ClientMessage):
-            order.client(entry)
-            continue
-        if not isinstance(entry, ServerMessage | ServerRaw):
-            continue
-        text = entry.text if isinstance(entry, ServerRaw) else json.dumps(dict(entry.message))
-        try:
-            event = parse_server_message(text)
-        except RemoteProtocolError as exc:
-            if isinstance(entry, ServerMessage):
-                findings.append(Finding(level="error", path=name, line=line, problem=str(exc)))
-            continue
-        findings.extend(
-            Finding(level="error", path=name, line=line, problem=problem)
-            for problem in order.server(event, line)
-        )
-    if session.header.audio is not None:
-        try:
-            audio = session.audio_bytes()
-        except SessionFormatError as exc:
-            findings.append(Finding(level="error", path=name, line=exc.line, problem=exc.problem))
-        else:
-            sent = sum(e.nbytes for e in session.entries if isinstance(e, ClientAudio))
-            if len(audio) != sent:
-                findings.append(
-                    Finding(
-                        level="warning",
-                        path=name,
-                        line=1,
-                        problem=f"the audio file holds {len(audio)} bytes of audio; "
-                        f"the client_audio entries add up to {sent}",
-                    )
-                )
-    return findings
+        return [_finding("error", name, None, f"can't read: {exc}")]
+    findings = [_finding("error", e.path, e.line, e.problem) for e in reading.errors]
+    session = reading.session
+    if session is None:
+        return findings
+    findings.extend(_order_findings(session, reading.entry_lines, name))
+    # Stable: on one line, the format's error before the order's.
+    findings.sort(key=lambda f: -1 if f.line is None else f.line)
+    return findings + _audio_findings(session, name)

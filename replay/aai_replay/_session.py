@@ -1,19 +1,30 @@
 """Recorded sessions: format version 1, read and written by one module.
 
-Strategy: a file is checked line by line as it is read, and the first problem
-found is reported with the file name, the line number and what is wrong, so a
-person can fix it with an editor. The same checks run when a session is built in
-code and when one is written (all at once, or entry by entry as a recorder does),
-so a written file always loads back equal. Credentials are refused everywhere: a
-``token`` (or webhook secret) in the query, an ``Authorization`` key anywhere.
+Strategy: a file is checked line by line as it is read, and each problem found is
+reported with the file name, the line number and what is wrong, so a person can fix
+it with an editor: the loader stops at the first, ``aai-replay check`` lists them
+all (``_read_file``). Whatever is wrong, the one error is ``SessionFormatError``
+(a file that is plainly something else, a WAV file say, is one problem, in words).
+The same checks run when a session is built in code and when one is written (all
+at once, or entry by entry as a recorder does), so that loading and writing accept
+the same sessions: a written file always loads back equal, and whatever loads can
+be written. That is why a JSON value must read back as itself (no tuple, no key
+that is not a string), and a string may hold any code point but a surrogate pair
+split in two (JSON text can only write it as the one character it encodes); lone
+surrogates are written as ``\\udXXX`` escapes, the file staying UTF-8. Credentials
+are refused everywhere: a ``token`` (or webhook secret) in the query, in any case,
+an ``Authorization`` key anywhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
+import re
+import struct
 import wave
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -24,7 +35,7 @@ from urllib.parse import urlencode
 import attrs
 
 from aai_proto import AudioFormat, InvalidParameter, StreamingParams, parse_url
-from aai_proto._params import FrozenDict
+from aai_proto._params import FrozenDict, _is_credential_name
 
 __all__ = [
     "CREDENTIAL_QUERY_KEYS",
@@ -52,7 +63,10 @@ FORMAT_VERSION: Final = 1
 """The version of the recorded-session format this module reads and writes."""
 
 CREDENTIAL_QUERY_KEYS: Final = frozenset({"token", "webhook_auth_header_value"})
-"""Query parameters that carry credentials: never written to, or read from, a file."""
+"""Query parameters that carry credentials: never written to, or read from, a file.
+
+Matched in any case, spaces around ignored, as are ``authorization``, ``api_key`` and
+``access_token`` (what ``aai_proto.redact_url`` masks)."""
 
 Source = Literal["recorded", "synthesized", "handwritten"]
 """Where a session came from."""
@@ -91,7 +105,16 @@ class SessionFormatError(ValueError):
 
 
 def _shown(value: object) -> str:
-    text = repr(value)
+    """A short rendering of a refused value, whatever it is (never an exception)."""
+    if type(value) is int and value.bit_length() > 10_000:
+        # repr() takes time quadratic in the digits, and refuses over 4300 of them.
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except RecursionError:
+        return f"a deeply nested {type(value).__name__}"
+    except Exception:  # a repr() of its own that fails: the value is refused all the same
+        return f"a {type(value).__name__} that can't be shown"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -102,8 +125,49 @@ def _freeze(value: Any) -> Any:
     return FrozenDict(value) if isinstance(value, Mapping) else value
 
 
+# A high surrogate then a low one: JSON text writes the two as the character they encode.
+_SPLIT_PAIR: Final = re.compile("[\ud800-\udbff][\udc00-\udfff]")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _check_split_pair(name: str, text: str) -> None:
+    """Refuse ``text`` (a string, or JSON text written with ``ensure_ascii=False``)
+    if it holds a surrogate pair split in two code points.
+
+    Escaped as JSON writes it (``\\ud83d\\ude00``), such a pair reads back as one
+    character: no file holds those two code points side by side.
+    """
+    found = _SPLIT_PAIR.search(text)
+    if found is not None:
+        high, low = (ord(c) for c in found[0])
+        raise ValueError(
+            f"{name!r} holds a surrogate pair split in two code points "
+            f"(U+{high:04X} U+{low:04X}): JSON writes them as one character"
+        )
+
+
+def _check_no_surrogate(name: str, text: str, what: str) -> None:
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise ValueError(
+            f"{name!r} holds a lone surrogate (U+{ord(found[0]):04X}): {what} is UTF-8 "
+            "and can't carry it"
+        )
+
+
 def _credential_key(obj: Any) -> str | None:
     """The first ``Authorization`` key (any case) in a JSON value, or ``None``."""
+    # Strategy: walk the value only if its JSON text holds the word. No false
+    # negative: a key whose lower() is "authorization" is written as it is (no
+    # escapes in it) and lowers to the word; a value json can't write is walked.
+    try:
+        value = dict(obj.items()) if isinstance(obj, Mapping) else obj
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    else:
+        if "authorization" not in text.lower():
+            return None
     stack = [obj]
     while stack:
         item = stack.pop()
@@ -129,7 +193,7 @@ def strip_credentials(query: Mapping[str, str]) -> dict[str, str]:
 
     A recorder calls this on the live request's query before writing a header.
     """
-    return {k: v for k, v in query.items() if k not in CREDENTIAL_QUERY_KEYS}
+    return {k: v for k, v in query.items() if not _is_credential_name(k)}
 
 
 def _check_finite_t(_: Any, __: Any, value: float) -> None:
@@ -138,17 +202,34 @@ def _check_finite_t(_: Any, __: Any, value: float) -> None:
 
 
 def _to_float(value: Any) -> Any:
-    return float(value) if type(value) is int else value
+    # An int stands for a float; one beyond a float's range stays as it is, for the
+    # validator to refuse (float() would raise OverflowError).
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return value
+    return value
 
 
 def _json_object(name: str) -> Callable[[Any, Any, Any], None]:
     def check(_: Any, __: Any, value: Any) -> None:
         if not isinstance(value, Mapping):
             raise ValueError(f"{name!r} must be a JSON object, got {_shown(value)}")
+        data = dict(value.items())
         try:
-            json.dumps(dict(value), allow_nan=False)
+            text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+            # What a file holds is what json reads: anything that reads back as
+            # another value (a tuple as a list, a key 1 as "1") would load unequal.
+            same = json.loads(text) == data
         except (TypeError, ValueError, RecursionError) as exc:
             raise ValueError(f"{name!r} is not JSON: {exc}") from None
+        if not same:
+            raise ValueError(
+                f"{name!r} holds values JSON reads back as others "
+                "(a tuple, a key that is not a string, ...)"
+            )
+        _check_split_pair(name, text)
 
     return check
 
@@ -161,9 +242,16 @@ def _exact(kind: type) -> Callable[[Any, Any, Any], None]:
     return check
 
 
+def _string(_: Any, a: attrs.Attribute[Any], value: Any) -> None:
+    _exact(str)(_, a, value)
+    _check_split_pair(a.name, value)
+
+
 def _optional_str(_: Any, a: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and type(value) is not str:
-        raise ValueError(f"{a.name!r} must be a string, got {_shown(value)}")
+    if value is not None:
+        if type(value) is not str:
+            raise ValueError(f"{a.name!r} must be a string, got {_shown(value)}")
+        _check_split_pair(a.name, value)
 
 
 # -- the header ---------------------------------------------------------------------
@@ -177,10 +265,12 @@ def _check_query(_: Any, __: Any, value: Mapping[str, str]) -> None:
             raise ValueError(
                 f"'query' must map strings to strings, got {_shown(key)}: {_shown(item)}"
             )
-        if key in CREDENTIAL_QUERY_KEYS:
+        if _is_credential_name(key):
             raise ValueError(
                 f"credentials present: {key!r} in the query; a session file never holds credentials"
             )
+        _check_split_pair("query", key)
+        _check_split_pair("query", item)
 
 
 @final
@@ -188,7 +278,7 @@ def _check_query(_: Any, __: Any, value: Mapping[str, str]) -> None:
 class Request:
     """The connection's request: its ``path`` and ``query`` (credentials removed)."""
 
-    path: str = attrs.field(default="/v3/ws", validator=_exact(str))
+    path: str = attrs.field(default="/v3/ws", validator=_string)
     query: Mapping[str, str] = attrs.field(
         factory=dict, converter=_freeze, validator=_check_query, hash=False
     )
@@ -196,7 +286,9 @@ class Request:
     @property
     def params(self) -> StreamingParams:
         """The query read as parameters; raises ``InvalidParameter`` for an invalid one."""
-        return parse_url("?" + urlencode(list(self.query.items())))
+        # surrogatepass: a lone surrogate becomes bytes that are not UTF-8, which
+        # parse_url refuses as an InvalidParameter (urlencode would raise otherwise).
+        return parse_url("?" + urlencode(list(self.query.items()), errors="surrogatepass"))
 
 
 def _check_extra(_: Any, __: Any, value: Mapping[str, Any]) -> None:
@@ -234,6 +326,16 @@ class Header:
 # -- entries ------------------------------------------------------------------------
 
 
+def _frame_text(what: str) -> Callable[[Any, Any, Any], None]:
+    """A string a WebSocket frame carries as it is: UTF-8, so no surrogate at all."""
+
+    def check(_: Any, a: attrs.Attribute[Any], value: Any) -> None:
+        _exact(str)(_, a, value)
+        _check_no_surrogate(a.name, value, what)
+
+    return check
+
+
 @final
 @attrs.frozen
 class ServerMessage:
@@ -251,12 +353,17 @@ class ServerRaw:
     """At ``t`` the server sent the text frame ``text``, verbatim."""
 
     t: float = attrs.field(converter=_to_float, validator=_check_finite_t)
-    text: str = attrs.field(validator=_exact(str))
+    text: str = attrs.field(validator=_frame_text("a text frame"))
 
 
 def _check_nbytes(_: Any, __: Any, value: int) -> None:
     if type(value) is not int or value < 0:
         raise ValueError(f"'client_audio' must be a byte count >= 0, got {_shown(value)}")
+    if value >= 2**63:
+        raise ValueError(
+            "'client_audio' must be a byte count below 2**63 (a WebSocket frame's "
+            f"limit), got {_shown(value)}"
+        )
 
 
 @final
@@ -306,7 +413,7 @@ class Close:
 
     t: float = attrs.field(converter=_to_float, validator=_check_finite_t)
     code: int = attrs.field(validator=_check_code)
-    reason: str = attrs.field(validator=_exact(str))
+    reason: str = attrs.field(validator=_frame_text("a close frame's reason"))
     by: Literal["server", "client"] = attrs.field(validator=_check_by)
 
 
@@ -435,6 +542,10 @@ class RecordedSession:
             raise SessionFormatError(
                 name, 1, f"can't read the audio file {str(where)!r}: {exc.strerror}"
             ) from None
+        except ValueError:  # a NUL, or a lone surrogate: a name no file can have
+            raise SessionFormatError(
+                name, 1, f"can't read the audio file {str(where)!r}: no file can have that name"
+            ) from None
         if where.suffix.lower() == ".raw":
             return data
         return _wav_frames(data, where, self, name)
@@ -445,8 +556,10 @@ def _wav_frames(data: bytes, where: Path, session: RecordedSession, name: str) -
         with wave.open(io.BytesIO(data), "rb") as wav:
             channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
             frames = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError) as exc:
-        detail = str(exc) or "it ends too soon"
+    except (wave.Error, EOFError, RuntimeError, struct.error, ValueError, OverflowError) as exc:
+        # What the wave module raises for a malformed file: wave.Error mostly, but a
+        # chunk that claims more bytes than there are is an EOFError or RuntimeError.
+        detail = str(exc) or ("it ends too soon" if isinstance(exc, EOFError) else "malformed")
         raise SessionFormatError(
             name, 1, f"the audio file {str(where)!r} is not a PCM WAV file: {detail}"
         ) from None
@@ -575,63 +688,221 @@ def _close_from(t: float, value: Any) -> Close:
     return Close(t, value["code"], value["reason"], value["by"])
 
 
+# Files that are plainly no session, by their first bytes: (offset, bytes, what it is).
+_MAGIC: Final = (
+    (0, b"OggS", "an Ogg file (Ogg Opus audio?)"),
+    (0, b"fLaC", "a FLAC audio file"),
+    (0, b"ID3", "an MP3 audio file"),
+    (4, b"ftyp", "an MP4 (M4A) file"),
+    (0, b"\x1aE\xdf\xa3", "a WebM (Matroska) file"),
+    (0, b"\x1f\x8b", "a gzip-compressed file"),
+    (0, b"PK\x03\x04", "a zip file"),
+    (0, b"\xff\xfe", "UTF-16 text"),
+    (0, b"\xfe\xff", "UTF-16 text"),
+)
+_HEAD_BYTES: Final = 4096
+
+
+def _what_file(head: bytes) -> str | None:
+    if head.startswith(b"RIFF"):
+        return "a WAV audio file" if head[8:12] == b"WAVE" else "a RIFF file"
+    if head.startswith(b"FORM") and head[8:11] == b"AIF":
+        return "an AIFF audio file"
+    for at, magic, what in _MAGIC:
+        if head[at : at + len(magic)] == magic:
+            return what
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "an MP3 or AAC audio file"  # an MPEG frame's sync bits, no ID3 tag
+    if b"\x00" in head.split(b"\n", 1)[0]:
+        return "a binary file"  # no JSON text holds a NUL byte
+    return None
+
+
+def _not_a_session(head: bytes) -> str | None:
+    """The problem of a file that starts with ``head`` if it is plainly no session file.
+
+    A known magic number (a WAV, an Ogg file, ...), or a NUL byte in the first line:
+    one problem, of the whole file, in words rather than as a JSON error.
+    """
+    what = _what_file(head)
+    if what is None:
+        return None
+    return f"this is {what}, not a recorded session (.jsonl)"
+
+
+def _text_head(text: str) -> bytes:
+    # The bytes the text's first characters were, if it was read as UTF-8 (as
+    # load_session reads a file): the same decision for a file and for its text.
+    return text[:_HEAD_BYTES].encode("utf-8", "surrogatepass")
+
+
+@attrs.define
+class _Reading:
+    """What reading the lines of a file found: its header, the entries that loaded
+    (with their line numbers) and each problem (line, what), in line order."""
+
+    header: Header | None = None
+    entries: list[tuple[int, Entry]] = attrs.Factory(list)
+    problems: list[tuple[int | None, str]] = attrs.Factory(list)
+
+
+def _read(lines: Iterable[str | _LineError], *, first_only: bool) -> _Reading:
+    """Read a file's lines: line 1 is the header, every other an entry.
+
+    A line that breaks a rule is a problem and is left out (an entry out of order
+    too: the next is compared with the last one kept). With ``first_only`` the
+    reading stops at the first problem.
+    """
+    reading = _Reading()
+    order = _Order()
+    for number, line in enumerate(lines, start=1):
+        try:
+            if isinstance(line, _LineError):
+                raise line
+            data = _parse_line(line)
+            if number == 1:
+                reading.header = _header_from(data)
+                problem = _check_header_credentials(reading.header)
+            else:
+                entry = _entry_from(data)
+                problem = order.check(entry, number)
+                if problem is None:
+                    reading.entries.append((number, entry))
+        except _LineError as exc:
+            problem = exc.problem
+        if problem is not None:
+            reading.problems.append((number, problem))
+            if first_only:
+                break
+    return reading
+
+
+def _split_lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return lines
+
+
 def loads_session(
     text: str, *, name: str = "<string>", path: Path | None = None
 ) -> RecordedSession:
     """Read a session from the text of a file; ``name`` names it in errors.
 
     ``path`` (used by :func:`load_session`) is where the file is, to find its audio.
-    Raises :class:`SessionFormatError` at the first problem.
+    Raises :class:`SessionFormatError` at the first problem, and nothing else for
+    any text (a ``TypeError`` if ``text`` is not a ``str``).
     """
     if not isinstance(text, str):
         raise TypeError(f"loads_session takes str, not {type(text).__name__}")
     if not text:
         raise SessionFormatError(name, None, "empty file: no header line")
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
-    header: Header | None = None
-    entries: list[Entry] = []
-    order = _Order()
-    for number, line in enumerate(lines, start=1):
-        try:
-            data = _parse_line(line)
-            if header is None:
-                header = _header_from(data)
-                problem = _check_header_credentials(header)
-            else:
-                entry = _entry_from(data)
-                problem = order.check(entry, number)
-                entries.append(entry)
-        except _LineError as exc:
-            problem = exc.problem
-        if problem is not None:
-            raise SessionFormatError(name, number, problem)
-    assert header is not None
-    return RecordedSession(header, tuple(entries), path)
+    problem = _not_a_session(_text_head(text))
+    if problem is not None:
+        raise SessionFormatError(name, None, problem)
+    reading = _read(_split_lines(text), first_only=True)
+    if reading.problems:
+        raise SessionFormatError(name, *reading.problems[0])
+    assert reading.header is not None
+    return RecordedSession(reading.header, tuple(e for _, e in reading.entries), path)
 
 
 def load_session(path: str | os.PathLike[str]) -> RecordedSession:
     """Read the session file at ``path`` (UTF-8 JSON Lines, format version 1).
 
-    Raises :class:`SessionFormatError` naming the file, the line and the problem,
-    or ``OSError`` if the file can't be read.
+    Raises :class:`SessionFormatError` naming the file, the line and the problem
+    (a file that is plainly something else, a WAV file say, is one problem, of the
+    whole file), or ``OSError`` if the file can't be read.
     """
     where = Path(path)
     data = where.read_bytes()
+    problem = _not_a_session(data[:_HEAD_BYTES])
+    if problem is not None:
+        raise SessionFormatError(str(where), None, problem)
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise SessionFormatError(str(where), line, f"not UTF-8: {exc.reason}") from None
+    except UnicodeDecodeError:
+        # The first problem, in line order, each line decoded on its own (as check does).
+        reading = _read(_decoded_lines(data), first_only=True)
+        raise SessionFormatError(str(where), *reading.problems[0]) from None
     return loads_session(text, name=str(where), path=where)
+
+
+def _decoded_lines(data: bytes) -> list[str | _LineError]:
+    """The lines of a file, each decoded on its own: a line that is not UTF-8 is a problem."""
+    try:
+        return list(_split_lines(data.decode("utf-8")))
+    except UnicodeDecodeError:
+        pass
+    lines: list[str | _LineError] = []
+    raw = data.split(b"\n")
+    if raw[-1] == b"":
+        raw.pop()
+    for line in raw:
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            lines.append(_LineError(f"not UTF-8: {exc.reason}"))
+    return lines
+
+
+@final
+@attrs.frozen
+class _FileReading:
+    """A whole file read, for ``aai-replay check``: every problem, and what loaded.
+
+    ``session`` holds the header and the entries that loaded (``None`` when the
+    header did not, or the file is plainly something else); ``entry_lines`` is the
+    line of each of its entries; ``errors`` has one error per problem, in line order.
+    """
+
+    session: RecordedSession | None
+    entry_lines: tuple[int, ...]
+    errors: tuple[SessionFormatError, ...]
+
+
+def _read_file(path: str | os.PathLike[str]) -> _FileReading:
+    """Read the session file at ``path`` to its end (``OSError`` if it can't be read)."""
+    where = Path(path)
+    name = str(where)
+    data = where.read_bytes()
+    problem = "empty file: no header line" if not data else _not_a_session(data[:_HEAD_BYTES])
+    if problem is not None:
+        return _FileReading(None, (), (SessionFormatError(name, None, problem),))
+    reading = _read(_decoded_lines(data), first_only=False)
+    errors = tuple(SessionFormatError(name, line, problem) for line, problem in reading.problems)
+    session = None
+    if reading.header is not None:
+        # Credentials in the header refuse the session: a problem of line 1, reported.
+        with contextlib.suppress(SessionFormatError):
+            session = RecordedSession(reading.header, [e for _, e in reading.entries], where)
+    lines = tuple(line for line, _ in reading.entries) if session is not None else ()
+    return _FileReading(session, lines, errors)
 
 
 # -- writing ------------------------------------------------------------------------
 
 
+def _escape_surrogate(found: re.Match[str]) -> str:
+    return f"\\u{ord(found[0]):04x}"
+
+
+def _escape_lone_surrogates(json_text: str) -> str:
+    """``json_text`` (written with ``ensure_ascii=False``) with each lone surrogate as
+    JSON's ``\\udXXX`` escape: UTF-8 text that reads back as the same value.
+
+    A lone surrogate is no UTF-8; in JSON text only a string holds one, and the
+    escape reads back as it, unless a high surrogate and a low one stand side by
+    side (the escaped pair reads as one character): a session's validators refuse that.
+    """
+    if json_text.isascii():
+        return json_text
+    return _SURROGATE.sub(_escape_surrogate, json_text)
+
+
 def _dump_line(obj: Mapping[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    # Characters are written as they are (a file people read), lone surrogates escaped.
+    return _escape_lone_surrogates(json.dumps(obj, ensure_ascii=False, allow_nan=False))
 
 
 def _header_json(header: Header) -> dict[str, Any]:

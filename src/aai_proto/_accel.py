@@ -31,6 +31,13 @@ and lone surrogates are refused, and so is a number beyond a float's range in a
 * the legacy ``{"error": ...}`` form, ``LLMGatewayResponse`` (its ``data`` is any
   JSON, kept as decoded: rare, and not worth proving two decoders build equal
   values of every kind), and unknown types (their ``data`` likewise).
+
+What it leaves to the reference anyway it leaves without a pass of its own over the
+text where the text says so: a ``type`` at the end that it does not handle, no
+``"type"`` key at all (the legacy form). And it finds the type without decoding the
+text twice when the service's order is kept (``type`` last) or, failing that, when
+``type`` comes first and no other key can be a ``type`` (``"type"`` appears once and
+no ``\\u`` escape could spell another).
 """
 
 from __future__ import annotations
@@ -96,6 +103,15 @@ _TAILS: Final = {
     for kind, decoder in _DECODERS.items()
     for space in ("", " ")
 }
+# Any such ending: one whose type is not in _TAILS is left to the reference.
+_ANY_TAIL: Final = re.compile(rb'"type": ?"[^"\\]*"}')
+# ``type`` first, compact or spaced: '{"type":"Begin",'.
+_HEADS: Final = {
+    f'{{"type":{space}"{kind}",'.encode(): decoder
+    for kind, decoder in _DECODERS.items()
+    for space in ("", " ")
+}
+_LONGEST_HEAD: Final = max(map(len, _HEADS))
 
 
 def as_utf8(text: str | bytes, max_bytes: int | None = None) -> bytes | None:
@@ -129,6 +145,38 @@ def as_utf8(text: str | bytes, max_bytes: int | None = None) -> bytes | None:
     return data if len(data) <= max_bytes else None
 
 
+def _decoder_for(data: bytes) -> msgspec.json.Decoder[Any] | None:
+    """The decoder of the message ``data``; ``None`` to leave it to the reference.
+
+    Strategy: the service writes ``type`` last. A valid JSON object that ends in
+    ``"type":"Turn"}``, where the quote before ``type`` is not escaped, has ``type``
+    as its last key (an unescaped quote delimits a string; a string before ``:`` is
+    a key; the last ``}`` closes the object), and the last of duplicate keys wins;
+    the decoder then checks that the whole text is valid JSON. An ending that names
+    a type it does not handle is left to the reference: declining is always safe. A
+    text that starts ``{"type":"Begin",`` names its type when ``"type"`` appears
+    nowhere else and no ``\\u`` escape could spell another ``type`` key (the only
+    escape that makes letters). A text with no ``"type"`` at all is the legacy error
+    form, or invalid, or has its key escaped: the reference's. Otherwise, decode the
+    ``type`` alone first.
+    """
+    i = data.rfind(b'"type":', -48)  # in the last 48 bytes: the longest tail is 26
+    if i > 0 and data[i - 1 : i] != b"\\":
+        decoder = _TAILS.get(data[i:])
+        if decoder is not None:
+            return decoder
+        if _ANY_TAIL.fullmatch(data, i):
+            return None
+    j = data.find(b'",', 9, _LONGEST_HEAD)
+    if j > 0:
+        decoder = _HEADS.get(data[: j + 2])
+        if decoder is not None and data.count(b'"type"') == 1 and b"\\u" not in data:
+            return decoder
+    if b'"type"' not in data:
+        return None
+    return _DECODERS.get(_HEAD.decode(data).type)
+
+
 def decode(data: bytes, shaped: bytes) -> ServerEvent | None:
     """The event of the message ``data`` (from ``as_utf8``), or ``None``.
 
@@ -136,19 +184,10 @@ def decode(data: bytes, shaped: bytes) -> ServerEvent | None:
     """
     if _may_hold_a_big_number(shaped):
         return None
-    # Strategy: the service writes ``type`` last. A valid JSON object that ends in
-    # ``"type":"Turn"}``, where the quote before ``type`` is not escaped, has ``type``
-    # as its last key (an unescaped quote delimits a string; a string before ``:`` is
-    # a key; the last ``}`` closes the object), and the last of duplicate keys wins;
-    # the decoder then checks that the whole text is valid JSON. For any other
-    # ending, decode the ``type`` alone first.
-    i = data.rfind(b'"type":', -48)  # in the last 48 bytes: the longest tail is 26
-    decoder = _TAILS.get(data[i:]) if i > 0 and data[i - 1 : i] != b"\\" else None
     try:
+        decoder = _decoder_for(data)
         if decoder is None:
-            decoder = _DECODERS.get(_HEAD.decode(data).type)
-            if decoder is None:
-                return None
+            return None
         event: ServerEvent = decoder.decode(data)
     except (ValueError, RecursionError):
         # msgspec.DecodeError and ValidationError are ValueErrors.
@@ -157,6 +196,25 @@ def decode(data: bytes, shaped: bytes) -> ServerEvent | None:
 
 
 def parse_server_message(text: str | bytes) -> ServerEvent | None:
-    """Return the event of a server message, or ``None`` to leave it to the reference."""
-    data = as_utf8(text)
-    return None if data is None else decode(data, shapes(data))
+    """Return the event of a server message, or ``None`` to leave it to the reference.
+
+    The accelerator alone, for tests, within the default limits that
+    ``aai_proto.parse_server_message`` applies: it declines a text of more than
+    ``MAX_MESSAGE_BYTES`` bytes, or nested deeper than ``MAX_NESTING_DEPTH`` levels.
+    """
+    from . import _wire  # the caller's module, which imports this one
+
+    data = as_utf8(text, _wire.MAX_MESSAGE_BYTES)
+    if data is None:
+        return None
+    shaped = shapes(data)
+    event = decode(data, shaped)
+    opening = len(data) - len(shaped)
+    depth = _wire.MAX_NESTING_DEPTH
+    if (
+        opening > depth
+        and not _wire._a_shallow_turn(event, opening, depth)
+        and _wire._nesting_depth(data) > depth
+    ):
+        return None
+    return event

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from types import MappingProxyType
 from typing import Any, Final, Literal, TypeVar, cast, final, get_args
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import attrs
 
@@ -58,6 +58,24 @@ _ALIASES: Final = MappingProxyType(
 )
 # Query parameters that carry credentials: never parameters, masked by redact_url.
 _SECRET_QUERY_KEYS: Final = frozenset({"token", "webhook_auth_header_value"})
+# Names (in any case, spaces around ignored) whose values redact_url and the repr of
+# StreamingParams.extra mask: the secret keys, and what else names a credential.
+_CREDENTIAL_NAMES: Final = _SECRET_QUERY_KEYS | {"authorization", "api_key", "access_token"}
+# Not shown: what the error messages about a credential say instead of its value.
+_NOT_SHOWN: Final = "a credential: its value is not shown"
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _is_credential_name(name: str) -> bool:
+    return name.strip().lower() in _CREDENTIAL_NAMES
+
+
+def _lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate of ``text`` (no UTF-8 can encode one), or ``None``."""
+    if text.isascii():
+        return None
+    found = _SURROGATE.search(text)
+    return None if found is None else found[0]
 
 
 _K = TypeVar("_K")
@@ -93,6 +111,16 @@ class FrozenDict(Mapping[_K, _T]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
+
+    # The dict's own read-only views: dict(m.items()) and iteration at C speed.
+    def keys(self) -> KeysView[_K]:
+        return self._data.keys()
+
+    def items(self) -> ItemsView[_K, _T]:
+        return self._data.items()
+
+    def values(self) -> ValuesView[_T]:
+        return self._data.values()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, FrozenDict):
@@ -185,6 +213,21 @@ def _str(max_len: int | None = None) -> _V:
             raise InvalidParameter(a.name, f"must be at most {max_len} characters, got {len(v)}")
 
     return check
+
+
+def _secret_str(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
+    """A credential: checked like a string, and never shown, whatever it is.
+
+    Unicode text only (a lone surrogate can't travel in a URL or a header).
+    """
+    if v is None:
+        return
+    if type(v) is not str:
+        raise InvalidParameter(a.name, f"expected a string, got {type(v).__name__} ({_NOT_SHOWN})")
+    if _lone_surrogate(v) is not None:
+        raise InvalidParameter(
+            a.name, f"must be Unicode text, with no lone surrogate ({_NOT_SHOWN})"
+        )
 
 
 def _choice(choices: Iterable[str]) -> _V:
@@ -292,12 +335,25 @@ def _freeze_extra(v: Any) -> Any:
     return FrozenDict(v) if isinstance(v, Mapping) else v
 
 
+def _extra_repr(extra: Mapping[str, str]) -> str:
+    # A parameter named like a credential ('Token', 'api_key') shows as '***'.
+    masked = {k: "***" if _is_credential_name(k) else v for k, v in extra.items()}
+    return f"{type(extra).__name__}({masked!r})"
+
+
 def _check_extra(_: Any, a: attrs.Attribute[Any], v: Any) -> None:
+    # The values may be credentials (a 'Token' is no known parameter): never shown.
     if not isinstance(v, Mapping):
-        raise InvalidParameter("extra", f"expected a mapping of str to str, got {_shown(v)}")
+        raise InvalidParameter("extra", f"expected a mapping of str to str, got {type(v).__name__}")
     for key, value in v.items():
-        if type(key) is not str or not key or type(value) is not str:
-            raise InvalidParameter("extra", f"expected str keys and values, got {key!r}")
+        if type(key) is not str or not key:
+            raise InvalidParameter(
+                "extra", f"expected non-empty str keys, got {type(key).__name__} {_shown(key)}"
+            )
+        if type(value) is not str:
+            raise InvalidParameter(
+                "extra", f"expected str keys and values, got {type(value).__name__} for {key!r}"
+            )
         if key in _KNOWN or key in _SECRET_QUERY_KEYS:
             raise InvalidParameter(
                 "extra", f"{key!r} is a known parameter; set it by its own field"
@@ -318,7 +374,10 @@ class StreamingParams:
     names ``min_turn_silence``, ``voice_focus`` and ``voice_focus_threshold``.
     The settings a running session may change (:data:`~aai_proto.UPDATABLE_FIELDS`)
     are declared here, ``updatable=True``; :class:`~aai_proto.UpdateConfiguration`
-    checks them with these same validators.
+    checks them with these same validators. ``webhook_auth_header_value`` is a
+    credential: it never shows in ``repr()`` nor in an error message, whatever its
+    type; an ``extra`` parameter named like one (``Token``, ``api_key``) shows as
+    ``'***'`` in ``repr()``.
     """
 
     sample_rate: int | None = _param("int", _int(lo=8000), default=16000)
@@ -369,10 +428,10 @@ class StreamingParams:
     webhook_url: str | None = _param("str", _str())
     webhook_auth_header_name: str | None = _param("str", _str())
     # A credential: kept out of repr() so it never reaches a log line.
-    webhook_auth_header_value: str | None = _param("str", _str(), repr=False)
+    webhook_auth_header_value: str | None = _param("str", _secret_str, repr=False)
     llm_gateway: LLMGatewayConfig | None = _param("object", _llm_gateway)
     extra: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_freeze_extra, validator=_check_extra, hash=False
+        factory=dict, converter=_freeze_extra, validator=_check_extra, hash=False, repr=_extra_repr
     )
     # Deprecated spellings: moved to their new fields by __attrs_post_init__.
     min_end_of_turn_silence_when_confident: int | None = _param(
@@ -421,6 +480,43 @@ def _encode(kind: str, value: Any) -> str:
     return str(value)
 
 
+def _urllib_problem(exc: ValueError) -> str:
+    """What is wrong with a URL urllib refuses, in words of our own.
+
+    urllib's message may quote the host, and a host may follow credentials
+    (``user:key@``): it is never shown.
+    """
+    text = str(exc)
+    if "NFKC" in text:
+        return "not a URL (its host holds characters that NFKC turns into delimiters)"
+    if "IPv6" in text or "IPv4" in text or "bracket" in text:
+        return "not a URL (its host has an unbalanced '[' or ']', or no IP address within)"
+    return "not a URL (urllib can't split it)"
+
+
+def _split(url: str, name: str) -> SplitResult:
+    """``urlsplit(url)``; what urllib refuses is an :class:`InvalidParameter` ``name``.
+
+    Raised outside the ``except``: no ``__context__`` holds urllib's error (and the
+    credentials its message may quote).
+    """
+    try:
+        return urlsplit(url)
+    except ValueError as exc:  # urllib's own: "Invalid IPv6 URL", a bad netloc, ...
+        problem = _urllib_problem(exc)
+    raise InvalidParameter(name, problem)
+
+
+def _check_url_text(name: str, value: str) -> None:
+    char = _lone_surrogate(value)
+    if char is not None:
+        raise InvalidParameter(
+            name,
+            f"holds a lone surrogate (U+{ord(char):04X}): a URL carries UTF-8, which can't "
+            "encode it",
+        )
+
+
 def build_url(
     params: StreamingParams, *, base_url: str = DEFAULT_URL, token: str | None = None
 ) -> str:
@@ -430,12 +526,23 @@ def build_url(
     ``true``/``false``; lists and objects are one parameter holding a JSON text.
     ``extra`` parameters follow in name order, then ``token`` when given.
     The result may carry credentials: log :func:`redact_url` of it, never it.
+    A value no URL can carry (a lone surrogate) or a ``base_url`` urllib can't
+    split is an :class:`InvalidParameter`; a ``token`` that is not Unicode text a
+    ``TypeError`` or ``ValueError`` (neither shows it).
     """
+    if token is not None:
+        if type(token) is not str:
+            raise TypeError(f"token must be a str, not {type(token).__name__} ({_NOT_SHOWN})")
+        if _lone_surrogate(token) is not None:
+            raise ValueError(f"token must be Unicode text, with no lone surrogate ({_NOT_SHOWN})")
     pairs = list(params.wire_values().items())
     pairs.extend(sorted(params.extra.items()))
+    for name, value in pairs:
+        _check_url_text(name, name)
+        _check_url_text(name, value)
     if token is not None:
         pairs.append(("token", token))
-    parts = urlsplit(base_url)
+    parts = _split(base_url, "base_url")
     query = urlencode(pairs)
     if parts.query:
         query = f"{parts.query}&{query}" if query else parts.query
@@ -508,14 +615,17 @@ def parse_url(url: str) -> StreamingParams:
     are read as their new ones. Raises :class:`InvalidParameter` for a value the
     protocol does not allow, or for a parameter given twice.
     """
+    if not isinstance(url, str):
+        raise TypeError(f"parse_url takes str, not {type(url).__name__}")
+    query = _split(url, "url").query
     try:
-        query = urlsplit(url).query
-    except ValueError as exc:  # urllib's own: "Invalid IPv6 URL", a bad netloc, ...
-        raise InvalidParameter("url", f"not a URL ({exc})") from None
-    try:
-        pairs = parse_qsl(query, keep_blank_values=True, errors="strict")
+        pairs: list[tuple[str, str]] | None = parse_qsl(
+            query, keep_blank_values=True, errors="strict"
+        )
     except UnicodeDecodeError:
-        raise InvalidParameter("query", "is not valid UTF-8 once percent-decoded") from None
+        pairs = None  # raised below, with no context: the decode error holds the bytes
+    if pairs is None:
+        raise InvalidParameter("query", "is not valid UTF-8 once percent-decoded")
     values: dict[str, Any] = {}
     extra: dict[str, str] = {}
     for name, text in pairs:
@@ -533,25 +643,55 @@ def parse_url(url: str) -> StreamingParams:
     return StreamingParams(**values, extra=extra)
 
 
+_UNPARSEABLE: Final = "<a URL that can't be parsed: not shown, it may hold credentials>"
+_QUERY_SEPARATORS: Final = re.compile("([&;])")
+
+
+def _mask_query(query: str) -> str:
+    # Piece by piece, as written: only the values of credentials change.
+    pieces = _QUERY_SEPARATORS.split(query)
+    for i in range(0, len(pieces), 2):
+        name, equals, value = pieces[i].partition("=")
+        if equals and value and _is_credential_name(unquote_plus(name, errors="replace")):
+            pieces[i] = f"{name}=***"
+    return "".join(pieces)
+
+
 def redact_url(url: str) -> str:
-    """Return ``url`` with every credential in its query (``token``, webhook secret) masked."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    masked = [(k, "***" if k in _SECRET_QUERY_KEYS else v) for k, v in pairs]
-    return urlunsplit(parts._replace(query=urlencode(masked, safe="*")))
+    """Return ``url`` with every credential it may carry masked, for a log line.
+
+    Masked: the userinfo (``ws://***@host``); the value of each query parameter
+    named like a credential (``token``, ``webhook_auth_header_value``,
+    ``authorization``, ``api_key``, ``access_token``), in any case, however
+    percent-escaped, separated by ``&`` or ``;``. The fragment is dropped (no
+    client sends it; RFC 6455 allows none). The rest is kept as written. A URL
+    urllib can't split is not shown at all. Never raises for a ``str``.
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"redact_url takes str, not {type(url).__name__}")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _UNPARSEABLE
+    _, at, host = parts.netloc.rpartition("@")
+    netloc = f"***@{host}" if at else parts.netloc
+    shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    if "?" in url.partition("#")[0]:
+        shown += "?" + _mask_query(parts.query)
+    return shown
 
 
-_HEADER_VALUE_RE: Final = re.compile(r"[^\x00-\x20\x7f]([^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?\Z")
+# Printable ASCII, no space at either end: h11 encodes a header value as ASCII, and
+# HTTP allows no control characters in one.
+_HEADER_VALUE_RE: Final = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?\Z")
 
 
 def _header_value(name: str, value: str) -> str:
-    # Checked without echoing the value: it is a credential. HTTP allows no control
-    # characters in a header value, and h11 would quote the value in its error.
+    # Checked without echoing the value: it is a credential (h11 would quote it).
     if type(value) is not str or not _HEADER_VALUE_RE.match(value):
         raise ValueError(
-            f"{name} must be a non-empty string without surrounding spaces or control characters"
+            f"{name} must be a non-empty string of printable ASCII, without surrounding spaces "
+            "(its value is not shown)"
         )
     return value
 

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aai_replay import (
     ClientAudio,
@@ -20,7 +22,9 @@ from aai_replay import (
     Request,
     ServerMessage,
     ServerRaw,
+    SessionFormatError,
     check_session,
+    load_session,
     write_session,
 )
 
@@ -343,3 +347,172 @@ def test_a_handwritten_file_is_checked_as_written(tmp_path: Path) -> None:
             problem="a second Begin (the first is on line 2)",
         )
     ]
+
+
+# -- every problem of a file, not only the first --------------------------------------
+
+HEADER_LINE = '{"aai_session": 1, "request": {"path": "/v3/ws", "query": {"sample_rate": "16000"}}}'
+
+
+def check_bytes(tmp_path: Path, data: bytes, name: str = "s.jsonl") -> list[str]:
+    path = tmp_path / name
+    path.write_bytes(data)
+    findings = check_session(path)
+    prefix = f"{path}:"
+    assert all(str(f).startswith(prefix) for f in findings)
+    return [str(f)[len(prefix) :] for f in findings]
+
+
+def test_every_format_error_is_reported_with_its_line(tmp_path: Path) -> None:
+    lines = [
+        HEADER_LINE,
+        '{"t": 0, "server": {"type": "Begin", "id": "x", "expires_at": 1}}',
+        '{"t": 0.1, "client_audio": 1',
+        '{"t": 0.2, "client_audio": 1600, "note": "x"}',
+        '{"t": 0.3, "client_audio": 1600}',
+        '{"t": 0.25, "client_audio": 1600}',
+        '{"t": 0.4, "server": {"type": "Begin", "id": "y", "expires_at": 1}}',
+        '{"t": 0.5, "server_raw": "caf\xe9"}',
+        "",
+        '{"t": 0.6, "close": {"code": 1000, "reason": "", "by": "server"}}',
+        '{"t": 0.7, "client_audio": 1600}',
+    ]
+    data = "\n".join(lines).encode("utf-8").replace("\xe9".encode(), b"\xe9") + b"\n"
+    assert check_bytes(tmp_path, data) == [
+        "3: error: bad JSON: Expecting ',' delimiter (column 29)",
+        "4: error: unknown entry key 'note'",
+        "6: error: 't' goes backwards: 0.25 after 0.3",
+        "7: error: a second Begin (the first is on line 2)",
+        "8: error: not UTF-8: invalid continuation byte",
+        "9: error: blank line (a session file has none)",
+        "11: error: entry after 'close' (line 10); 'close' must be last",
+    ]
+
+
+def test_a_bad_header_is_reported_and_the_entries_are_still_checked(tmp_path: Path) -> None:
+    lines = [
+        '{"aai_session": 2, "request": {"path": "/v3/ws", "query": {}}}',
+        '{"t": 0, "client_audio": -1}',
+        '{"t": 1, "client_audio": 1}',
+        '{"t": 0.5, "client_audio": 1}',
+    ]
+    assert check_bytes(tmp_path, ("\n".join(lines) + "\n").encode()) == [
+        "1: error: unsupported format version 2; this reader knows version 1",
+        "2: error: 'client_audio' must be a byte count >= 0, got -1",
+        "4: error: 't' goes backwards: 0.5 after 1.0",
+    ]
+
+
+def test_credentials_in_the_header_and_later_errors_are_all_reported(tmp_path: Path) -> None:
+    lines = [
+        '{"aai_session": 1, "request": {"path": "/v3/ws", "query": {"token": "t"}}}',
+        '{"t": 0, "server": {"type": "Begin", "id": "x", "expires_at": 1, "Authorization": 1}}',
+        '{"t": 0, "client_audio": 1, "x": 1}',
+    ]
+    assert check_bytes(tmp_path, ("\n".join(lines) + "\n").encode()) == [
+        "1: error: credentials present: 'token' in the query; a session file never holds "
+        "credentials",
+        "2: error: credentials present: 'Authorization'; a session file never holds credentials",
+        "3: error: unknown entry key 'x'",
+    ]
+
+
+def test_a_wav_file_is_named_as_one_not_as_bad_json(tmp_path: Path) -> None:
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(b"\x01\x02" * 1600 + b"\n" * 100)
+    assert check_bytes(tmp_path, buffer.getvalue(), "hello.wav") == [
+        " error: this is a WAV audio file, not a recorded session (.jsonl)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        (b"RIFF\x10\x00\x00\x00AVI LIST", "a RIFF file"),
+        (b"OggS\x00\x02" + bytes(40), "an Ogg file (Ogg Opus audio?)"),
+        (b"fLaC\x00\x00\x00\x22", "a FLAC audio file"),
+        (b"ID3\x04\x00\x00", "an MP3 audio file"),
+        (b"\xff\xfb\x90\x64\x00", "an MP3 or AAC audio file"),
+        (b"\x00\x00\x00\x20ftypM4A ", "an MP4 (M4A) file"),
+        (b"\x1f\x8b\x08\x00", "a gzip-compressed file"),
+        (b"PK\x03\x04\x14\x00", "a zip file"),
+        ('{"aai_session": 1}\n'.encode("utf-16"), "UTF-16 text"),
+        (b"\x00" * 64, "a binary file"),
+        (b'{"aai_session": 1, "request": \x00}\n', "a binary file"),
+    ],
+)
+def test_a_file_that_is_plainly_no_session_is_one_error(
+    tmp_path: Path, data: bytes, what: str
+) -> None:
+    assert check_bytes(tmp_path, data) == [
+        f" error: this is {what}, not a recorded session (.jsonl)"
+    ]
+
+
+def test_an_empty_file_is_one_error(tmp_path: Path) -> None:
+    assert check_bytes(tmp_path, b"") == [" error: empty file: no header line"]
+
+
+def test_a_session_with_a_nul_escape_is_no_binary_file(tmp_path: Path) -> None:
+    data = (HEADER_LINE + "\n" + '{"t": 0, "server_raw": "\\u0000"}\n').encode()
+    assert check_bytes(tmp_path, data) == []
+
+
+def test_an_unreadable_audio_name_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    data = b'{"aai_session": 1, "request": {"path": "/v3/ws", "query": {}}, "audio": "a\\u0000"}\n'
+    assert check_bytes(tmp_path, data) == [
+        f"1: error: can't read the audio file {str(tmp_path / 'a')!r}"[:-1]
+        + "\\x00': no file can have that name"
+    ]
+
+
+_LINES = st.sampled_from(
+    [
+        HEADER_LINE,
+        '{"t": 0, "server": {"type": "Begin", "id": "x", "expires_at": 1}}',
+        '{"t": 1, "client_audio": 1600}',
+        '{"t": 0.5, "client": {"type": "Terminate"}}',
+        '{"t": 2, "close": {"code": 1000, "reason": "", "by": "server"}}',
+        '{"t": 1, "server": {"type": "Termination", "audio_duration_seconds": 0, '
+        '"session_duration_seconds": 0}}',
+        '{"t": 1, "server_raw": "\\ud800"}',
+        '{"t": 1e999, "client_audio": 1}',
+        '{"t": ' + "9" * 400 + ', "client_audio": 1}',
+        '{"t": 1, "x": 1}',
+        "{",
+        "",
+        "\x00",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(_LINES | st.text(max_size=12), max_size=8),
+    tail=st.sampled_from([b"", b"\n", b"\xe9\n", b"RIFF"]),
+)
+def test_check_lists_the_error_load_raises_and_never_raises(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str], tail: bytes
+) -> None:
+    path = tmp_path_factory.mktemp("check") / "s.jsonl"
+    path.write_bytes("\n".join(lines).encode("utf-8", "surrogatepass") + tail)
+    findings = check_session(path)  # never raises, whatever the bytes
+    assert all(isinstance(f, Finding) for f in findings)
+    for finding in findings:
+        str(finding).encode("utf-8")  # printable
+    try:
+        load_session(path)
+    except SessionFormatError as exc:
+        error = exc
+    else:
+        return
+    assert (
+        Finding(level="error", path=error.path, line=error.line, problem=error.problem) in findings
+    )

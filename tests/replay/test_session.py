@@ -500,6 +500,40 @@ def test_any_session_written_loads_back_equal(session: RecordedSession) -> None:
     assert loads_session(text) == session
 
 
+# Lone surrogates, as JSON escapes and as code points, and a surrogate pair split or
+# escaped: what a server (or a hand) may put in a file.
+_SURROGATES = st.sampled_from(
+    [
+        *("\\ud800", "\\udbff", "\\udc00", "\\udfff", "\\ud83d\\ude00", "\\ude00\\ud83d"),
+        *("\ud800", "\udfff", "\ud83d\ude00", "\ud83d\\ude00", "\\ud83d\ude00", "\\\\ud800"),
+    ]
+)
+
+
+@st.composite
+def session_texts_with_surrogates(draw: st.DrawFn) -> str:
+    """The text of a session, with lone surrogates put in (mostly inside strings)."""
+    text = dumps_session(draw(sessions()))
+    for _ in range(draw(st.integers(1, 3))):
+        quotes = [i + 1 for i, c in enumerate(text) if c == '"']
+        where = draw(st.sampled_from(quotes) | st.integers(0, len(text)))
+        text = text[:where] + draw(_SURROGATES) + text[where:]
+    return text
+
+
+@settings(max_examples=300)
+@given(session_texts_with_surrogates())
+def test_whatever_loads_is_written_as_utf8_and_loads_back_equal(text: str) -> None:
+    try:
+        session = loads_session(text)
+    except SessionFormatError:
+        return
+    written = dumps_session(session)
+    written.encode("utf-8")  # what write_session writes
+    assert loads_session(written) == session
+    assert dumps_session(loads_session(written)) == written
+
+
 @settings(max_examples=300)
 @given(st.text())
 def test_any_text_loads_or_is_a_session_format_error(text: str) -> None:
