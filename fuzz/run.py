@@ -21,6 +21,11 @@ error, and nothing else escapes. The targets and their documented outcomes:
   ``RecordedSession`` or ``SessionFormatError``, one line mutated or the whole
   text; whatever loads is written with ``dumps_session`` and must load back equal
   (and be UTF-8, as ``write_session`` writes it).
+- ``recorder``: ``aai_replay``'s recording proxy, one frame at a time
+  (``FrameRelay``, see ``fuzz/recorder.py``): every frame a peer would accept is
+  forwarded unchanged and recorded as well as the format allows; a client frame the
+  service refuses gets the service's answer. (A stateful target: ``--count`` only,
+  no shrinking.)
 
 Inputs are the shipped fixtures and a pool of examples drawn once from
 ``aai_proto.strategies`` (with Hypothesis), unchanged or mutated (``_mutate``):
@@ -440,8 +445,12 @@ def write_findings(path: Path, reports: Sequence[Report], seed: int) -> None:
 # -- the command line -------------------------------------------------------------------
 
 
+RECORDER: Final = "recorder"
+"""The recorder's frame decisions (``fuzz/recorder.py``): a stateful target of its own."""
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    names = [t.name for t in TARGETS]
+    names = [*(t.name for t in TARGETS), RECORDER]
     parser = argparse.ArgumentParser(
         prog="python fuzz/run.py",
         description="Fuzz aai-proto's parsers: every input accepted or refused as documented.",
@@ -543,6 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         reports.append(report)
         findings.extend(print_report(report))
+    if RECORDER in only:
+        findings.extend(_run_recorder(args.count or QUICK_COUNT, args.seed))
     if args.findings_json is not None:
         write_findings(args.findings_json, reports, args.seed)
     if findings:
@@ -552,6 +563,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print("no findings: every input was accepted or refused as documented")
     return 0
+
+
+def _run_recorder(count: int, seed: int) -> list[str]:
+    """Run ``fuzz/recorder.py``'s target; print its block; return its findings."""
+    from recorder import run as run_recorder
+
+    started = time.perf_counter()
+    found: dict[str, str] = {}
+    counts = run_recorder(count, seed, found=found)
+    elapsed = time.perf_counter() - started
+    print(f"== {RECORDER}: {count} inputs in {elapsed:.1f} s ({count / elapsed:.0f} inputs/s)")
+    print(f"   FrameRelay: {_outcomes(Counter(counts))}")
+    lines = []
+    for name, example in found.items():
+        print(f"   {name}: {counts[name]} input(s)\n      first: {shorten(example, 600)}")
+        lines.append(f"{RECORDER}: {name}")
+    sys.stdout.flush()
+    return lines
 
 
 def _main() -> int:

@@ -4,39 +4,51 @@ Strategy: for each client connection the proxy first opens the upstream
 connection, with the client's own query and headers (so the client's
 ``Authorization`` header or ``token`` reaches the service, and an upstream that
 refuses the upgrade is answered to the client with the same HTTP status); only
-then does it accept the client. Two tasks then copy frames, one each way, and
-write an entry for every frame *before* forwarding it, so the file's order is
-the order the proxy saw things happen, and a frame's entry is on disk before its
-receiver sees it. ``t`` counts seconds since the client's WebSocket opened.
+then does it accept the client. Two tasks then copy frames, one each way. What to
+do with each frame -- forward it, record it, answer it for the service -- is
+decided without I/O by :class:`FrameRelay`, which writes the frame's entry
+*before* the frame is forwarded, so the file's order is the order the proxy saw
+things happen, and a frame's entry is on disk before its receiver sees it. ``t``
+counts seconds since the client's WebSocket opened.
+
+Recording never costs a peer a frame: a frame the recorder can't write in full is
+written in a lesser form or left out, with a warning, and still forwarded. The
+recorder answers only what the service would refuse (``aai_proto.ClientChecker``
+says what), as the service does.
 
 The file describes the client's connection: its ``close`` entry is the close the
-client saw (the upstream's code and reason, passed through; 1011 when the
-upstream vanished without a close frame; 1001 when the recorder was stopped).
+client saw (the upstream's code and reason, passed through; the service's code
+when the recorder answered for it; 1011 when the upstream vanished without a
+close frame; 1001 when the recorder was stopped).
 
 Both TCP streams are opened (or accepted) here and closed here, whatever
 happens: trio-websocket leaves a socket open when the peer ends the connection
 first. The upgrades run over them with ``wrap_server_stream`` and
 ``wrap_client_stream``.
 
-Credentials never reach the file or the log: ``token`` (and the webhook secret)
-are removed from the recorded query, headers are not recorded at all, the
-session writer refuses any entry holding an ``Authorization`` key, and log lines
-name the upstream with its credentials masked.
+Credentials never reach the file, the log or an error: ``token`` (and the webhook
+secret) are removed from the recorded query, headers are not recorded at all, the
+session writer refuses any entry holding an ``Authorization`` key, an upstream URL
+with a user name or password is refused at start, and every log line of a
+connection has the connection's credentials (as sent and as decoded) masked.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-import wave
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import struct
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager, suppress
 from functools import partial
 from pathlib import Path
-from typing import IO, Final, cast, final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import IO, Any, Final, Literal, TypeAlias, cast, final
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
+import attrs
 import trio
 from trio_websocket import (
     CloseReason,
@@ -49,9 +61,10 @@ from trio_websocket import (
 )
 
 import aai_proto
+from aai_proto import ClientChecker, Rejection, Violation
+from aai_proto._params import _is_credential_name
 
 from ._session import (
-    CREDENTIAL_QUERY_KEYS,
     ClientAudio,
     ClientMessage,
     Close,
@@ -65,7 +78,15 @@ from ._session import (
     strip_credentials,
 )
 
-__all__ = ["record", "session_path"]
+__all__ = [
+    "REFUSED_CLOSE",
+    "EntryKind",
+    "FrameOutcome",
+    "FrameRelay",
+    "OutputPathError",
+    "record",
+    "session_path",
+]
 
 logger = logging.getLogger("aai_replay.record")
 
@@ -114,12 +135,92 @@ def session_path(out: str | os.PathLike[str], index: int) -> Path:
 
 
 def _check_upstream(upstream: str) -> None:
-    parts = urlsplit(upstream)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+    """Refuse an upstream URL the recorder can't use, in words that hold no credential."""
+    try:
+        parts = urlsplit(upstream)
+    except ValueError:  # an unbalanced "[" in the host
+        raise ValueError("upstream must be a ws:// or wss:// URL with a host") from None
+    if "@" in parts.netloc:
+        # It would reach the log, and the Host header; and the service's credentials
+        # are each client's own (its Authorization header or token, passed on).
         raise ValueError(
-            f"upstream must be a ws:// or wss:// URL with a host, got "
-            f"{aai_proto.redact_url(upstream)!r}"
+            "the upstream URL must not hold a user name or password: the recorder "
+            "passes on each client's own Authorization header or token"
         )
+    shown = aai_proto.redact_url(upstream)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValueError(f"upstream must be a ws:// or wss:// URL with a host, got {shown!r}")
+    try:
+        parts.port  # noqa: B018 - read for the check: it raises for a bad port
+    except ValueError:
+        raise ValueError(f"the upstream URL has an invalid port: {shown!r}") from None
+
+
+class OutputPathError(ValueError):
+    """The recorder can't write sessions where its ``out`` path says: raised at start.
+
+    ``path`` is the ``out`` path given, ``problem`` says what is wrong, in words;
+    ``str()`` reads ``can't record to '<path>': <problem>``.
+    """
+
+    path: Path
+    problem: str
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"can't record to {str(path)!r}: {problem}")
+
+    def __reduce__(self) -> tuple[type[OutputPathError], tuple[Path, str]]:
+        # Rebuilt from what __init__ takes, so that it pickles.
+        return type(self), (self.path, self.problem)
+
+
+def _output_problem(out: Path, save_audio: bool) -> str | None:
+    """Why sessions can't be written at ``out`` (and next to it), or ``None``."""
+    folder = out.parent
+    if not folder.exists():
+        return f"the folder {str(folder)!r} does not exist"
+    if not folder.is_dir():
+        return f"{str(folder)!r} is not a folder"
+    if out.is_dir():
+        return "it is a folder, not a file"
+    if out.exists() and not out.is_file():
+        return "it is not a regular file"
+    if save_audio:
+        for sidecar in (out.with_suffix(".wav"), out.with_suffix(".raw")):
+            if sidecar.exists() and not sidecar.is_file():
+                what = "a folder" if sidecar.is_dir() else "not a regular file"
+                return f"its audio file {str(sidecar)!r} is {what}, not a file"
+    # Written to (an existing file, opened to append nothing) or created in (a file
+    # made and removed), without touching what is there: root may write anywhere,
+    # so access() can't say.
+    try:
+        if out.exists():
+            with out.open("ab"):
+                pass
+    except OSError as exc:
+        return f"it can't be written: {exc.strerror or exc}"
+    if not out.exists():
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".aai-replay-", suffix=".probe", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            return f"the folder {str(folder)!r} can't be written to: {exc.strerror or exc}"
+    return None
+
+
+def _check_output(out: Path, save_audio: bool) -> None:
+    """Raise :class:`OutputPathError` if sessions can't be written at ``out``."""
+    try:
+        problem = _output_problem(out, save_audio)
+    except OSError as exc:  # a folder on the way that can't be looked into
+        problem = f"it can't be reached: {exc.strerror or exc}"
+    except ValueError as exc:  # a NUL in the path
+        problem = f"it is not a usable path: {exc}"
+    if problem is not None:
+        raise OutputPathError(out, problem)
 
 
 def _upstream_url(upstream: str, query: str) -> str:
@@ -246,12 +347,24 @@ async def _aclose(ws: WebSocketConnection, code: int, reason: str) -> None:
 
 # -- writing a session -------------------------------------------------------------------
 
+_WAV_HEADER: Final = struct.Struct("<4sI4s4sIHHIIHH4sI")
+# The most a RIFF file's 32-bit sizes can say (3 h of 16 kHz audio is 346 MB).
+_MAX_WAV_DATA: Final = 0xFFFF_FFFF - 36
+_MAX_WAV_RATE: Final = 0xFFFF_FFFF // 2  # its byte rate, 2 bytes a frame, is 32 bits too
+
 
 @final
 class _AudioSink:
-    """The audio sidecar: a WAV file for ``pcm_s16le`` with a sample rate, else raw bytes."""
+    """The audio sidecar: a WAV file for ``pcm_s16le`` with a sample rate, else raw bytes.
 
-    def __init__(self, session: Path, query: dict[str, str]) -> None:
+    Strategy: the file is right after every write, so that a recorder killed at any
+    moment leaves a sidecar that holds, and says it holds, every byte written so
+    far. Each write goes to the operating system at once, then the WAV header's two
+    sizes are rewritten (44 bytes at the start of the file: cheap), data first, so
+    the header never claims more than the file holds.
+    """
+
+    def __init__(self, session: Path, query: Mapping[str, str]) -> None:
         rate: int | None = None
         try:
             params = aai_proto.parse_url("?" + urlencode(list(query.items())))
@@ -260,106 +373,332 @@ class _AudioSink:
             fmt = None
         if fmt is not None and fmt.encoding == "pcm_s16le":
             rate = fmt.sample_rate
-        self._wav: wave.Wave_write | None = None
+        if rate is not None and not 0 < rate <= _MAX_WAV_RATE:
+            rate = None  # no WAV header can say it: the bytes as sent
+        self._rate = rate
+        self._size = 0
         self.path = session.with_suffix(".raw" if rate is None else ".wav")
-        # Opened here, not by the wave module: a failed wave.open leaves an object
-        # behind that complains when collected.
         self._file: IO[bytes] | None = self.path.open("wb")
         if rate is not None:
-            self._wav = wave.open(self._file, "wb")  # noqa: SIM115 - closed in close()
-            self._wav.setnchannels(1)
-            self._wav.setsampwidth(2)
-            self._wav.setframerate(rate)
+            self._file.write(self._header())
+            self._file.flush()
+
+    def _header(self) -> bytes:
+        assert self._rate is not None
+        size = min(self._size, _MAX_WAV_DATA)
+        rate = self._rate
+        # PCM (format 1), mono, 16-bit: 2 bytes a frame.
+        return _WAV_HEADER.pack(
+            b"RIFF", 36 + size, b"WAVE", b"fmt ", 16, 1, 1, rate, 2 * rate, 2, 16, b"data", size
+        )
 
     def write(self, data: bytes) -> None:
-        if self._wav is not None:
-            self._wav.writeframesraw(data)
-        elif self._file is not None:
-            self._file.write(data)
+        """Append ``data``; the file on disk says it holds it when this returns."""
+        file = self._file
+        if file is None:
+            return
+        file.write(data)
+        file.flush()
+        self._size += len(data)
+        if self._rate is not None:
+            file.seek(0)
+            file.write(self._header())
+            file.seek(0, os.SEEK_END)
+            file.flush()
 
     def close(self) -> None:
-        if self._wav is not None:
-            self._wav.close()  # writes the final sizes into the header
-            self._wav = None
+        """Close the file (its header is already right). Idempotent."""
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            file.close()
+
+
+EntryKind: TypeAlias = Literal["server", "server_raw", "client", "client_audio"]
+"""The kind of entry a recorded frame became (the session format's key for it)."""
+
+REFUSED_CLOSE: Final = (1001, "aai-replay record: the client broke the protocol")
+"""How the recorder closes the upstream after answering a client frame the service refuses."""
 
 
 @final
-class _Recording:
-    """One session being written: entries in the order they happen, ``close`` last."""
+@attrs.frozen(kw_only=True)
+class FrameOutcome:
+    """What the recorder does with one frame: see :class:`FrameRelay`."""
 
-    def __init__(self, writer: SessionWriter, audio: _AudioSink | None, index: int) -> None:
-        self.writer = writer
-        self.audio = audio
-        self.index = index
-        self.closed = False
-        self._t0 = trio.current_time()
+    forward: str | bytes | None = None
+    """The frame to send on to its receiver -- the very object received -- or ``None``."""
+    recorded: EntryKind | None = None
+    """The entry the frame became in the session file; ``None`` if it became none."""
+    answer: Rejection | None = None
+    """For a client frame the service refuses: send ``answer.message`` to the client, close
+    it with ``answer.code`` and ``Rejection.reason``, and close the upstream with
+    :data:`REFUSED_CLOSE`. The ``Error`` and the close are already recorded."""
 
-    def _t(self) -> float:
-        return round(max(0.0, trio.current_time() - self._t0), 3)
-
-    def _write(self, entry: Entry) -> None:
-        try:
-            self.writer.write(entry)
-        except SessionFormatError as exc:
-            # Only a frame holding an "Authorization" key gets here: leave it out.
-            logger.warning("session %d: frame not recorded: %s", self.index, exc.problem)
-
-    def server(self, message: str | bytes) -> None:
-        if self.closed:
-            return
-        if isinstance(message, bytes):
-            logger.warning(
-                "session %d: the server sent a binary frame (%d bytes); the session "
-                "format has no place for it",
-                self.index,
-                len(message),
-            )
-            return
-        try:
-            data = json.loads(message)
-        except ValueError:
-            data = None
-        if isinstance(data, dict):
-            self._write(ServerMessage(self._t(), data))
+    @property
+    def name(self) -> str:
+        """The outcome in a few words, for counting: ``forwarded, recorded server_raw``, ..."""
+        if self.answer is not None:
+            what = f"answered {self.answer.code}"
+        elif self.forward is not None:
+            what = "forwarded"
         else:
-            self._write(ServerRaw(self._t(), message))
+            what = "dropped"
+        return f"{what}, {'not recorded' if self.recorded is None else 'recorded ' + self.recorded}"
 
-    def client(self, message: str | bytes) -> None:
-        if self.closed:
-            return
-        if isinstance(message, bytes):
-            self._write(ClientAudio(self._t(), len(message)))
-            if self.audio is not None:
-                self.audio.write(message)
-            return
-        try:
-            data = json.loads(message)
-        except ValueError:
-            data = None
-        if isinstance(data, dict) and isinstance(data.get("type"), str):
-            self._write(ClientMessage(self._t(), data))
-        else:
-            logger.warning(
-                "session %d: the client sent a text frame that is not a JSON message "
-                "with a 'type'; the session format has no place for it",
-                self.index,
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _DuplicateKey("a key appears twice")
+    return out
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """``text`` read as a JSON object; ``None`` for anything else.
+
+    Not JSON, another JSON value, a key twice (the parsed object would not say what
+    was sent), nested too deep for the parser: none of these can be a parsed entry.
+    """
+    try:
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError):  # JSONDecodeError, _DuplicateKey, over 4300 digits
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, SessionFormatError):
+        return exc.problem
+    if isinstance(exc, RecursionError):
+        return "nested too deep to write"
+    return str(exc) or type(exc).__name__
+
+
+def _no_note(_: str) -> None:
+    pass
+
+
+@final
+class FrameRelay:
+    """What the recorder does with each frame of one connection: forward, record, answer.
+
+    The proxy's decisions, without sockets or clocks: made with the session's
+    ``writer`` (its header already written; ``None`` records nothing), the client's
+    request ``target`` (path and query) and the audio sidecar, if any. Feed it each
+    frame with :meth:`server_frame` or :meth:`client_frame` and ``t`` (seconds since
+    the client's WebSocket opened), and do what the :class:`FrameOutcome` says; tell
+    it how the connection closed with :meth:`close`; then :meth:`finish`. Nothing
+    here raises for what a peer sent; ``on_note`` hears, in words, about each frame
+    that was not recorded, or not in full.
+
+    Strategy: recording never decides what is forwarded.
+
+    - A server frame is always forwarded unchanged (the client is its judge). A text
+      frame is recorded as a ``server`` entry when it is a JSON object the writer
+      takes, else verbatim as ``server_raw``, else (a credential in it, say) not at all.
+    - A client frame goes through :class:`aai_proto.ClientChecker`, the service's
+      own rules. What the service accepts -- lifecycle violations included, whose
+      answer is the service's to give -- is forwarded unchanged and recorded as a
+      ``client`` entry (only its ``type`` when the writer can't take the rest), or
+      ``client_audio``. What the service refuses is answered as the service does
+      (:attr:`FrameOutcome.answer`: ``Error`` 3006 or 3007, then that close), and
+      not forwarded. A request the checker refuses is the upstream's to answer: the
+      client's frames are then forwarded unchecked.
+    - A write that fails for what the frame holds (``ValueError``, ``RecursionError``)
+      falls back as above; one that fails for the disk (``OSError``) stops the
+      recording, never the connection.
+    """
+
+    def __init__(
+        self,
+        writer: SessionWriter | None,
+        *,
+        target: str,
+        audio: _AudioSink | None = None,
+        on_note: Callable[[str], None] = _no_note,
+    ) -> None:
+        self._writer = writer
+        self._recording = writer is not None
+        self._audio = audio
+        self._on_note = on_note
+        self._last_t = 0.0
+        self._closed = False
+        checker = ClientChecker()
+        rejection = checker.receive_request(target)
+        self._checker: ClientChecker | None = checker if rejection is None else None
+        if rejection is not None:
+            self._note(
+                f"the service would refuse this request ({rejection.error}): the upstream "
+                "answers it, and the client's frames are forwarded unchecked"
             )
 
-    def close(self, code: int, reason: str, by: str) -> bool:
-        """Write the close; ``False`` (and nothing written) if the session already closed."""
-        if self.closed:
+    def _note(self, text: str) -> None:
+        # A lone surrogate (quoted from a frame) can't be written to a UTF-8 log.
+        self._on_note(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is over for the recorder: later frames are dropped."""
+        return self._closed
+
+    def _time(self, t: float) -> float:
+        # Entries need t finite, >= 0 and never going back, whatever the clock did.
+        if not math.isfinite(t) or not t > self._last_t:
+            t = self._last_t
+        self._last_t = round(t, 3)
+        return self._last_t
+
+    def _write(self, build: Callable[[], Entry]) -> str | None:
+        """Build an entry and write it; ``None`` when written, else why not."""
+        if self._writer is None or not self._recording:
+            return "the session file is not being written"
+        try:
+            self._writer.write(build())
+        except OSError as exc:
+            # A line may be half written: nothing more goes after it.
+            self._recording = False
+            self._note(
+                f"the session file can't be written ({exc.strerror or exc}): the recording "
+                "stops here, the connection goes on"
+            )
+            return "the session file can't be written"
+        except (ValueError, RecursionError) as exc:
+            # What the frame holds (a lone surrogate, NaN, a credential, deep nesting):
+            # SessionFormatError, UnicodeEncodeError, an entry's own check.
+            return _why(exc)
+        return None
+
+    def _record_server_text(self, text: str, t: float) -> EntryKind | None:
+        data = _json_object(text)
+        problem = None
+        if data is not None:
+            problem = self._write(lambda: ServerMessage(t, data))
+            if problem is None:
+                return "server"
+        raw_problem = self._write(lambda: ServerRaw(t, text))
+        if raw_problem is None:
+            if problem is not None:
+                self._note(f"a server message recorded verbatim (server_raw): {problem}")
+            return "server_raw"
+        if self._recording:
+            self._note(f"a server message not recorded: {raw_problem}")
+        return None
+
+    def server_frame(self, message: str | bytes, t: float) -> FrameOutcome:
+        """The upstream sent ``message`` (``str``: a text frame, ``bytes``: binary) at ``t``."""
+        if self._closed:
+            return FrameOutcome()
+        t = self._time(t)
+        if not isinstance(message, str):
+            self._note(
+                f"the server sent a binary frame ({len(message)} bytes); the session format "
+                "has no place for it"
+            )
+            return FrameOutcome(forward=message)
+        return FrameOutcome(forward=message, recorded=self._record_server_text(message, t))
+
+    def client_frame(self, message: str | bytes, t: float) -> FrameOutcome:
+        """The client sent ``message`` (``str``: a text frame, ``bytes``: audio) at ``t``."""
+        if self._closed:
+            return FrameOutcome()
+        t = self._time(t)
+        checker = self._checker
+        recorded: EntryKind | None
+        result: aai_proto.ClientMessage | Rejection | Violation | None
+        if isinstance(message, str):
+            result = None if checker is None else checker.receive_text(message)
+            if isinstance(result, Rejection):
+                return self._answer(result, t, None)
+            recorded = self._record_client_text(message, t, result)
+        else:
+            result = None if checker is None else checker.receive_audio(message)
+            recorded = self._record_audio(message, t)
+            if isinstance(result, Rejection):
+                return self._answer(result, t, recorded)
+        if isinstance(result, Violation):
+            self._note(f"the client sent {result.rule}: forwarded, for the service to answer")
+        return FrameOutcome(forward=message, recorded=recorded)
+
+    def _record_client_text(
+        self, text: str, t: float, result: aai_proto.ClientMessage | Violation | None
+    ) -> EntryKind | None:
+        data = _json_object(text)
+        kind: str | None = None
+        problem = "not a JSON object"
+        if data is not None and type(data.get("type")) is str:
+            failed = self._write(lambda: ClientMessage(t, data))
+            if failed is None:
+                return "client"
+            problem, kind = failed, data["type"]
+        message = result.message if isinstance(result, Violation) else result
+        if message is not None:
+            kind = message.type  # what the service read, whatever the text holds
+        if kind is None:
+            self._note(
+                "the client sent a text frame that is not a JSON message with a 'type'; "
+                "the session format has no place for it"
+            )
+            return None
+        # The type is what a replay's gates wait for: record that much.
+        only = kind
+        if self._write(lambda: ClientMessage(t, {"type": only})) is None:
+            self._note(f"a client message recorded as its type only: {problem}")
+            return "client"
+        if self._recording:
+            self._note(f"a client message not recorded: {problem}")
+        return None
+
+    def _record_audio(self, frame: bytes, t: float) -> EntryKind | None:
+        nbytes = len(frame)
+        if self._write(lambda: ClientAudio(t, nbytes)) is not None:
+            return None
+        if self._audio is not None:
+            try:
+                self._audio.write(frame)
+            except OSError as exc:
+                self._audio = None
+                self._note(
+                    f"the audio file can't be written ({exc.strerror or exc}): "
+                    "no more audio is saved"
+                )
+        return "client_audio"
+
+    def _answer(self, rejection: Rejection, t: float, recorded: EntryKind | None) -> FrameOutcome:
+        self._note(
+            f"the client sent what the service refuses: answered for it with Error "
+            f"{rejection.code} ({rejection.error}), not forwarded"
+        )
+        self._closed = True
+        self._record_server_text(rejection.message, t)
+        self._write(lambda: Close(t, rejection.code, Rejection.reason, "server"))
+        return FrameOutcome(recorded=recorded, answer=rejection)
+
+    def close(self, code: int, reason: str, by: Literal["server", "client"], t: float) -> bool:
+        """The connection closed at ``by``'s wish: record it; ``False`` if it was already over."""
+        if self._closed:
             return False
-        self.closed = True
-        self._write(Close(self._t(), code, reason, "client" if by == "client" else "server"))
+        self._closed = True
+        t = self._time(t)
+        problem = self._write(lambda: Close(t, code, reason, by))
+        if problem is not None and self._recording:
+            self._note(f"the close not recorded: {problem}")
         return True
 
     def finish(self) -> None:
-        self.writer.close()
-        if self.audio is not None:
-            self.audio.close()
+        """Close the session file and the audio sidecar. Idempotent."""
+        for resource in (self._writer, self._audio):
+            if resource is not None:
+                try:
+                    resource.close()
+                except OSError as exc:
+                    self._note(f"a file of the session can't be closed: {exc.strerror or exc}")
+        self._writer = None
+        self._audio = None
+        self._recording = False
 
 
 def _close_for_client(closed: CloseReason | None) -> tuple[int, str]:
@@ -386,12 +725,41 @@ def _close_for_upstream(code: int, reason: str) -> tuple[int, str]:
 # -- the proxy --------------------------------------------------------------------------
 
 
+def _is_credential(key: str) -> bool:
+    # A query parameter named like the header (any case) is refused by the session
+    # writer as a credential: it is one.
+    return _is_credential_name(key)
+
+
+def _recordable_query(query: Mapping[str, str]) -> dict[str, str]:
+    """The query as a session header holds it: without any credential."""
+    return {k: v for k, v in strip_credentials(query).items() if not _is_credential(k)}
+
+
+def _credentials(raw_query: str, headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    """Every credential a request holds, as sent and as decoded: no log line may show one.
+
+    Longest first, so that one holding another is masked whole.
+    """
+    found: set[str] = set()
+    for part in raw_query.split("&"):
+        key, _, value = part.partition("=")
+        if _is_credential(unquote_plus(key)):
+            found |= {value, unquote_plus(value)}
+    for name, raw in headers:
+        if name.lower() in (b"authorization", b"proxy-authorization"):
+            found |= {raw.decode("latin-1"), raw.decode("utf-8", "replace")}
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
 @final
 class _Recorder:
     def __init__(self, out: Path, upstream: str, save_audio: bool) -> None:
         self.out = out
         self.upstream = upstream
         self.shown = aai_proto.redact_url(upstream)
+        # The upstream URL's own query may hold a token: masked wherever a client's is.
+        self.secrets = _credentials(urlsplit(upstream).query, ())
         self.save_audio = save_audio
         self._count = 0
         self.description = f"recorded by aai-replay record through {urlsplit(upstream).hostname}"
@@ -409,7 +777,7 @@ class _Recorder:
 
     async def serve_stream(self, stream: trio.abc.Stream) -> None:
         """Serve one client connection; never raises but ``Cancelled``."""
-        secrets: list[str] = []
+        secrets = list(self.secrets)
         try:
             async with trio.open_nursery() as nursery:
                 self._opening.add(nursery.cancel_scope)
@@ -420,15 +788,15 @@ class _Recorder:
                     request = await wrap_server_stream(nursery, stream)
                 if request is not None:
                     target = urlsplit(request.path)
+                    secrets = _credentials(target.query, request.headers) + secrets
                     pairs = parse_qsl(target.query, keep_blank_values=True)
-                    secrets += [v for k, v in pairs if k in CREDENTIAL_QUERY_KEYS]
-                    secrets += [
-                        v.decode("latin-1")
-                        for k, v in request.headers
-                        if k.lower() == b"authorization"
-                    ]
                     await self._proxy(
-                        request, target.path or "/v3/ws", target.query, dict(pairs), nursery
+                        request,
+                        target.path or "/v3/ws",
+                        target.query,
+                        dict(pairs),
+                        nursery,
+                        secrets,
                     )
                 nursery.cancel_scope.cancel()
         except Exception as exc:  # one connection's failure never stops the recorder
@@ -444,6 +812,7 @@ class _Recorder:
         raw_query: str,
         query: dict[str, str],
         connection: trio.Nursery,
+        secrets: list[str],
     ) -> None:
         url = _upstream_url(self.upstream, raw_query)
         headers = [(k, v) for k, v in request.headers if k.lower() not in _HOP_HEADERS]
@@ -455,9 +824,10 @@ class _Recorder:
                     return  # the client left during the handshake
                 # From here stop() ends the session, no longer the whole connection.
                 self._opening.discard(connection.cancel_scope)
-                await self._session(client, upstream, path, query)
+                target = f"{path}?{raw_query}" if raw_query else path
+                await self._session(client, upstream, path, target, query, secrets)
         except _UpstreamFailed as exc:
-            logger.warning("connection refused: %s", exc)
+            logger.warning("connection refused: %s", _scrub(str(exc), secrets))
             await request.reject(exc.status, body=exc.body or None)
 
     async def _session(
@@ -465,12 +835,14 @@ class _Recorder:
         client: WebSocketConnection,
         upstream: WebSocketConnection,
         path: str,
+        target: str,
         query: dict[str, str],
+        secrets: list[str],
     ) -> None:
         self._count += 1
         index = self._count
         where = session_path(self.out, index)
-        recorded_query = strip_credentials(query)
+        recorded_query = _recordable_query(query)
         audio: _AudioSink | None = None
         try:
             audio = _AudioSink(where, recorded_query) if self.save_audio else None
@@ -481,19 +853,31 @@ class _Recorder:
                 description=self.description,
             )
             writer = SessionWriter(where, header)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             if audio is not None:
                 audio.close()
-            logger.error(
-                "session %d: can't write %s: %s", index, exc.filename or where, exc.strerror
-            )
+            if isinstance(exc, OSError):
+                logger.error(
+                    "session %d: can't write %s: %s", index, exc.filename or where, exc.strerror
+                )
+            else:  # a header the session format refuses
+                logger.error("session %d: can't record it: %s", index, _scrub(str(exc), secrets))
             reason = "aai-replay record can't write the session file"
             with trio.CancelScope(shield=True):
                 await _aclose(client, 1011, reason)
                 await _aclose(upstream, 1001, reason)
             return
         logger.info("session %d: recording to %s", index, where)
-        rec = _Recording(writer, audio, index)
+
+        def note(text: str) -> None:
+            logger.warning("session %d: %s", index, _scrub(text, secrets))
+
+        t0 = trio.current_time()
+
+        def now() -> float:
+            return trio.current_time() - t0
+
+        relay = FrameRelay(writer, target=target, audio=audio, on_note=note)
         copying = trio.CancelScope()
         self._copying.add(copying)
         try:
@@ -501,24 +885,25 @@ class _Recorder:
                 if self.stopping:
                     copying.cancel()
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._downstream, upstream, client, rec, copying)
-                    nursery.start_soon(self._upstream, client, upstream, rec, copying)
+                    nursery.start_soon(self._downstream, upstream, client, relay, now, copying)
+                    nursery.start_soon(self._upstream, client, upstream, relay, now, copying)
         finally:
             self._copying.discard(copying)
             # Stopped, or failed: the file still ends with the close the client gets.
             ending = (1001, "recorder stopped") if self.stopping else (1011, "recorder error")
-            if rec.close(*ending, "server"):
+            if relay.close(*ending, "server", now()):
                 with trio.CancelScope(shield=True):
                     await _aclose(client, *ending)
                     await _aclose(upstream, 1001, ending[1])
-            rec.finish()
+            relay.finish()
             logger.info("session %d: written to %s", index, where)
 
     @staticmethod
     async def _downstream(
         upstream: WebSocketConnection,
         client: WebSocketConnection,
-        rec: _Recording,
+        relay: FrameRelay,
+        now: Callable[[], float],
         scope: trio.CancelScope,
     ) -> None:
         while True:
@@ -526,13 +911,15 @@ class _Recorder:
                 message = await upstream.get_message()
             except ConnectionClosed:
                 code, reason = _close_for_client(upstream.closed)
-                if rec.close(code, reason, "server"):
+                if relay.close(code, reason, "server", now()):
                     await _aclose(client, code, reason)
                     scope.cancel()
                 return
-            rec.server(message)
+            outcome = relay.server_frame(message, now())
+            if outcome.forward is None:
+                continue  # the session is over: its close is on its way
             try:
-                await client.send_message(message)
+                await client.send_message(outcome.forward)
             except ConnectionClosed:
                 return  # the client is gone: the other task records how
 
@@ -540,7 +927,8 @@ class _Recorder:
     async def _upstream(
         client: WebSocketConnection,
         upstream: WebSocketConnection,
-        rec: _Recording,
+        relay: FrameRelay,
+        now: Callable[[], float],
         scope: trio.CancelScope,
     ) -> None:
         while True:
@@ -550,13 +938,24 @@ class _Recorder:
                 closed = client.closed
                 code = 1006 if closed is None else int(closed.code)
                 reason = "" if closed is None else closed.reason or ""
-                if rec.close(code, reason, "client"):
+                if relay.close(code, reason, "client", now()):
                     await _aclose(upstream, *_close_for_upstream(code, reason))
                     scope.cancel()
                 return
-            rec.client(message)
+            outcome = relay.client_frame(message, now())
+            answer = outcome.answer
+            if answer is not None:
+                # The service's answer to what it refuses, given for it.
+                with suppress(ConnectionClosed):
+                    await client.send_message(answer.message)
+                await _aclose(client, answer.code, Rejection.reason)
+                await _aclose(upstream, *REFUSED_CLOSE)
+                scope.cancel()
+                return
+            if outcome.forward is None:
+                continue
             try:
-                await upstream.send_message(message)
+                await upstream.send_message(outcome.forward)
             except ConnectionClosed:
                 return  # the upstream is gone: the other task forwards its close
 
@@ -587,12 +986,27 @@ async def record(
     and named in its header: ``NAME.wav`` for ``pcm_s16le`` audio, otherwise
     ``NAME.raw`` (the bytes as sent).
 
+    The proxy forwards every frame a peer sends legally, unchanged, whatever it
+    can or can't record (see :class:`FrameRelay`): a server message the session
+    format can't hold parsed is recorded verbatim (``server_raw``), one it can't hold
+    at all is left out, with a warning in the log. A client frame the service would
+    refuse is answered as the service does (``Error`` 3006 or 3007, then that
+    close; the upstream is closed with 1001) and not forwarded.
+
     Stopping the recorder (cancelling this call) closes live connections with 1001
-    and completes their files with that close. Raises ``ValueError`` at once for an
-    ``upstream`` that is not a ``ws://`` or ``wss://`` URL, ``OSError`` if
-    ``host``:``port`` can't be listened on.
+    and completes their files with that close; a recorder killed at once leaves
+    files that hold everything written so far (the WAV header included).
+
+    Raises, at once and before listening: ``ValueError`` for an ``upstream`` that is
+    not a ``ws://`` or ``wss://`` URL with a host and a valid port, or that holds a
+    user name or password (the message never holds one);
+    :class:`OutputPathError` (a ``ValueError``) when ``out`` can't be written: its
+    folder is missing or is not a folder, ``out`` (or, with ``save_audio``, its
+    sidecar's name) is a folder, or the file or folder can't be written. Then
+    ``OSError`` if ``host``:``port`` can't be listened on.
     """
     _check_upstream(upstream)
+    _check_output(Path(out), save_audio)
     recorder = _Recorder(Path(out), upstream, save_audio)
     listeners = await trio.open_tcp_listeners(port, host=host)
     try:
