@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from typing import Any, Final, final
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
 from aai_proto import ClientChecker, ClientMessage, Rejection, Violation
+from aai_proto._params import _is_credential_name
 
 from ._actions import Abort, Action, CloseConnection, Send, close_reason
 from ._faults import Faults, FaultStage
@@ -25,6 +27,8 @@ from ._session import ServerMessage
 __all__ = ["DEFAULT_PATH", "ReplayConnection", "ReplayOptions"]
 
 DEFAULT_PATH: Final = "/v3/ws"
+_REDACTED: Final = "[credential]"
+"""What :meth:`ReplayConnection.redact` puts in place of a credential."""
 
 
 def _check_pacing(_: Any, __: Any, value: Any) -> None:
@@ -76,6 +80,17 @@ def _recorded_error(plan: ReplayPlan, code: int) -> str | None:
     return None
 
 
+def _credentials(target: str, authorization: str | None, api_key: str | None) -> tuple[str, ...]:
+    """Every credential a connection was offered or expects, longest first."""
+    found = {authorization, api_key}
+    try:
+        query = urlsplit(target).query
+    except ValueError:
+        query = ""
+    found.update(v for k, v in parse_qsl(query, keep_blank_values=True) if _is_credential_name(k))
+    return tuple(sorted((c for c in found if c), key=len, reverse=True))
+
+
 @final
 class ReplayConnection:
     """The server side of one connection: checks, replay and faults, without I/O.
@@ -83,9 +98,11 @@ class ReplayConnection:
     Made with the upgrade request's ``target`` (path and query) and
     ``Authorization`` header. Then feed it every frame the client sends
     (:meth:`receive_message`), the passing of time (:meth:`advance`) and the
-    client's close (:meth:`client_closed`); perform what :meth:`data_to_send`
-    returns, and come back at :meth:`next_deadline`. ``now`` is always seconds
-    since the connection opened.
+    client's close (:meth:`client_closed`) -- or the I/O layer's own end of the
+    connection, for a client that broke WebSocket framing or read nothing
+    (:meth:`transport_violation`); perform what :meth:`data_to_send` returns, and
+    come back at :meth:`next_deadline`. ``now`` is always seconds since the
+    connection opened.
 
     A client that breaks the protocol gets the service's answer (``Error`` 1008,
     3006 or 3007, then the close); when the recording holds an ``Error`` with the
@@ -115,10 +132,11 @@ class ReplayConnection:
             connection, target, strict=options.strict, keep_messages=journal_messages
         )
         """This connection's journal, as it is written."""
+        self._credentials = _credentials(target, authorization, options.api_key)
         self._checker = ClientChecker(api_key=options.api_key)
         self._faults = FaultStage(options.faults)
         self._replay: Replay | None = None
-        self._closed_by_client = False
+        self._ended = False  # the client closed, or the I/O layer ended the connection
         self._departures = 0  # of the replay's, those journaled so far
         rejection = self._checker.receive_request(target, authorization=authorization)
         if rejection is not None:
@@ -150,7 +168,7 @@ class ReplayConnection:
     @property
     def finished(self) -> bool:
         """Whether the connection is over: closed or dropped by us, or closed by the client."""
-        return self._faults.finished or self._closed_by_client
+        return self._faults.finished or self._ended
 
     @property
     def messages_sent(self) -> int:
@@ -187,7 +205,9 @@ class ReplayConnection:
         """A lifecycle violation: journaled; a strict replay closes 4900 naming the rule."""
         if self.options.strict and not self.finished:
             self.journal.violation(now, MISMATCH_CODE, violation.rule)
-            reason = close_reason(f"replay mismatch: the client sent {violation.rule}")
+            # Not "replay mismatch: ...": that is what code 4900 means (aai_proto's
+            # CLOSE_CODES), which a client shows before the reason.
+            reason = close_reason(f"the client sent {violation.rule}")
             self._faults.push(CloseConnection(MISMATCH_CODE, reason), now)
         else:
             self.journal.violation(now, None, violation.rule)
@@ -199,7 +219,7 @@ class ReplayConnection:
         journaled (a client that sends audio after ``Terminate`` is caught even when
         the ``Termination`` was already on its way), but change nothing else.
         """
-        if self._replay is None or self._closed_by_client or self._checker.rejection is not None:
+        if self._replay is None or self._ended or self._checker.rejection is not None:
             return
         checker = self._checker
         result: ClientMessage | Rejection | Violation | None
@@ -234,12 +254,38 @@ class ReplayConnection:
     def client_closed(self, code: int = 1006, reason: str = "") -> None:
         """The client closed the connection with ``code`` and ``reason`` (1006: it was lost).
 
-        Journaled as the client's close, unless this side had closed first.
+        Journaled as the client's close (its reason :meth:`redacted <redact>`),
+        unless this side had closed first.
         """
-        self._closed_by_client = True
-        self.journal.closed(code, reason, "client")
+        self._ended = True
+        self.journal.closed(code, self.redact(reason), "client")
         if self._replay is not None:
             self._replay.client_closed()
+
+    def transport_violation(self, now: float, rule: str, code: int, reason: str) -> None:
+        """The I/O layer ended the connection for a fault of the client's below the protocol.
+
+        That is a frame that breaks RFC 6455 (``code`` 1002 or 1007, sent in a close
+        frame with ``reason``), or a client that reads nothing (1006: the connection
+        was dropped). Journaled as a violation of ``rule`` at ``now`` and as this
+        side's close (unless a close came first); nothing more is sent.
+        """
+        self.journal.violation(now, code, rule)
+        self.journal.closed(code, reason, "server")
+        self._ended = True  # data_to_send() hands out nothing more
+        if self._replay is not None:
+            self._replay.client_closed()
+
+    def redact(self, text: str) -> str:
+        """``text`` with every credential of this connection replaced by ``[credential]``.
+
+        The credentials are those the client offered (the ``Authorization`` header,
+        the ``token`` and webhook secret query parameters) and the API key the
+        server expects: for text the client wrote, such as its close reason.
+        """
+        for credential in self._credentials:
+            text = text.replace(credential, _REDACTED)
+        return text
 
     def data_to_send(self, now: float) -> list[Action]:
         """The actions due by ``now``, in order: send them, then close or drop if told."""
@@ -251,7 +297,7 @@ class ReplayConnection:
         That is the time it fell due (``delay`` included), which a busy server may
         pass before it gets to send it. What comes out is journaled as sent at ``now``.
         """
-        if self._closed_by_client:
+        if self._ended:
             return []
         out = self._faults.pop_timed(now)
         journal = self.journal

@@ -84,7 +84,9 @@ class ViolationRecord:
     """The client broke a protocol rule at ``t``.
 
     ``code`` is the close code it caused: 1008, 3006 or 3007 for the service's own
-    rejections, 4900 for a lifecycle violation in a strict replay; ``None`` when the
+    rejections, 4900 for a lifecycle violation in a strict replay, 1002 or 1007 for a
+    frame that breaks the WebSocket protocol (RFC 6455), 1006 for a client dropped
+    because it read nothing for the server's ``send_timeout``; ``None`` when the
     connection went on (a lifecycle violation in a lenient replay). ``rule`` says
     what was broken.
     """
@@ -279,6 +281,11 @@ class JournalWriter:
     @property
     def is_closed(self) -> bool:
         return self._close is not None
+
+    @property
+    def close(self) -> CloseRecord | None:
+        """The connection's close, once journaled (the first one: see :meth:`closed`)."""
+        return self._close
 
     def record(self) -> ConnectionRecord:
         """An immutable snapshot of the journal so far."""

@@ -45,6 +45,7 @@ from ._session import (
     RecordedSession,
     ServerMessage,
     ServerRaw,
+    _escape_lone_surrogates,
 )
 from ._session import ClientMessage as RecordedClientMessage
 
@@ -116,7 +117,10 @@ def _recorded_format(session: RecordedSession) -> AudioFormat | None:
 
 
 def _render(message: Mapping[str, Any]) -> str:
-    return json.dumps(dict(message), separators=(",", ":"), ensure_ascii=False)
+    # A lone surrogate (a recording may hold one) as its escape: a frame is UTF-8.
+    return _escape_lone_surrogates(
+        json.dumps(dict(message), separators=(",", ":"), ensure_ascii=False)
+    )
 
 
 def _is_begin(entry: object) -> bool:
@@ -392,9 +396,9 @@ class Replay:
     # -- departures -------------------------------------------------------------------
 
     def _mismatch(self, problem: str) -> None:
-        self._out.append(
-            CloseConnection(MISMATCH_CODE, close_reason(f"replay mismatch: {problem}"))
-        )
+        # The reason is the problem alone: code 4900 itself means "replay mismatch"
+        # (aai_proto's CLOSE_CODES), and a client shows that meaning before the reason.
+        self._out.append(CloseConnection(MISMATCH_CODE, close_reason(problem)))
         self._finished = True
 
     def _depart(self, expected: str, got: str) -> bool:

@@ -8,6 +8,28 @@ client's frames into the connection) and one writer loop (the connection's
 actions out, and waiting for the next deadline). Memory per connection is
 bounded: frames are at most ``max_message_size`` bytes, trio-websocket's queue
 holds a few of them, and the replay itself is a few counters over a shared plan.
+
+Three things trio-websocket (0.12.2, on wsproto 1.3) does not do for a server
+are done here, around it rather than in it:
+
+- After its own close frame went out it still answers a client's Ping with a Pong
+  (and an oversized message with a close 1009). wsproto refuses to write either in
+  state ``LOCAL_CLOSING`` and raises ``LocalProtocolError``, which ends
+  trio-websocket's reader task: the closing handshake is cut short and the error
+  escapes into the connection's nursery. Neither answer is owed -- the client is
+  about to read our close -- so :class:`_ReaderNursery`, which trio-websocket takes
+  for its nursery, runs the reader task again when it fails so. wsproto keeps
+  the frames it has not handed out yet, so the task goes on with the next one,
+  and the client's answering close completes the handshake.
+- A frame that breaks RFC 6455 (reserved bits, an unmasked frame, an unknown
+  opcode, invalid UTF-8 text...) makes wsproto report a close with the code the
+  RFC asks for (1002, 1007) as if the client had sent it; trio-websocket then
+  closes the socket without sending that close frame. :class:`_Transport`, the
+  stream trio-websocket reads and writes, sees that no close frame went out,
+  keeps the socket open, and the server writes the close frame itself.
+- It waits for ever on a write to a client that reads nothing. :class:`_Transport`
+  drops the connection when a write makes no progress for ``send_timeout``
+  seconds.
 """
 
 from __future__ import annotations
@@ -16,21 +38,24 @@ import contextlib
 import logging
 import math
 import os
+import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final, final
+from typing import Any, Final, cast, final
 from urllib.parse import urlsplit
 
+import attrs
 import trio
+import wsproto.utilities
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 from wsproto.frame_protocol import CloseReason
 
-from ._actions import Abort, CloseConnection, Send
+from ._actions import Abort, CloseConnection, Send, close_reason
 from ._connection import DEFAULT_PATH, ReplayConnection, ReplayOptions
 from ._faults import Faults
-from ._journal import ConnectionRecord, JournalWriter
+from ._journal import CloseRecord, ConnectionRecord, JournalWriter
 from ._replay import Pacing, ReplayPlan
 from ._session import RecordedSession, load_session
 
@@ -50,6 +75,12 @@ Timing = Callable[[int, float, float], None]
 """``timing(connection, gate_opened, sent)``: see :class:`ReplayServer`."""
 _HANDSHAKE_TIMEOUT: Final = 10.0
 _CLOSE_TIMEOUT: Final = 5.0
+DEFAULT_SEND_TIMEOUT: Final = 60.0
+"""Seconds a write may make no progress before the client is dropped (see :class:`ReplayServer`)."""
+_SEND_STEP: Final = 1 << 14
+"""Bytes handed to the socket at a time: a write progresses when the client takes this many."""
+_PATHS: Final = frozenset({DEFAULT_PATH, "/"})
+"""The paths that take the WebSocket upgrade: AssemblyAI's, and the self-hosted stack's."""
 
 
 def _format_host(host: str) -> str:
@@ -61,6 +92,152 @@ def _authorization(headers: list[tuple[bytes, bytes]]) -> str | None:
         if name.lower() == b"authorization":
             return value.decode("latin-1")
     return None
+
+
+@final
+class _Transport(trio.abc.Stream):
+    """The client's stream as trio-websocket reads and writes it (see the module's strategy).
+
+    It notes what trio-websocket wrote -- the upgrade, a close frame -- and whether
+    the stream ended under it, and drops a connection whose write makes no progress
+    (less than ``_SEND_STEP`` bytes taken) for ``send_timeout`` seconds.
+    trio-websocket writes each frame wsproto makes with one ``send_all`` call, so
+    a write's first byte is a frame's first byte.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, send_timeout: float | None) -> None:
+        self.stream = stream
+        self.send_timeout = send_timeout
+        self.upgraded = False
+        """The 101 response went out: every write since is one frame."""
+        self.close_started = False
+        """A close frame was written, or begun."""
+        self.lost = False
+        """The client's end of the stream ended (it hung up, or the stream broke), or this
+        side dropped it. (``ClosedResourceError`` comes only after this side closed it.)"""
+        self.stalled = False
+        """A write made no progress for ``send_timeout`` seconds: the socket was closed."""
+
+    def protocol_failure(self, ws: WebSocketConnection) -> bool:
+        """Whether trio-websocket gave up on ``ws`` without a close frame, the stream still fine.
+
+        It does that only when wsproto found a frame that breaks RFC 6455: a close
+        the client sent was answered, one this side sent went out, and a lost
+        stream is ``lost``.
+        """
+        return ws.closed is not None and self._closed_unanswered()
+
+    def _closed_unanswered(self) -> bool:
+        return self.upgraded and not self.close_started and not self.lost
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        if not self.upgraded:
+            self.upgraded = bytes(view[:12]) == b"HTTP/1.1 101"
+        elif len(view) and (view[0] & 0x0F) == 0x8:  # a close frame
+            self.close_started = True
+        try:
+            if self.send_timeout is None:
+                await self.stream.send_all(view)
+                return
+            for start in range(0, len(view), _SEND_STEP):
+                with trio.move_on_after(self.send_timeout) as waited:
+                    await self.stream.send_all(view[start : start + _SEND_STEP])
+                if waited.cancelled_caught:
+                    # Half a frame may be out: nothing can follow it but the end.
+                    self.stalled = True
+                    await trio.aclose_forcefully(self.stream)
+                    raise trio.BrokenResourceError("the client read nothing for send_timeout")
+        except trio.BrokenResourceError:
+            self.lost = True
+            raise
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        try:
+            data = await self.stream.receive_some(max_bytes)
+        except trio.BrokenResourceError:
+            self.lost = True
+            raise
+        if not data:
+            self.lost = True
+        return data
+
+    async def aclose(self) -> None:
+        if self._closed_unanswered():
+            # trio-websocket drops a client that broke RFC 6455 without telling it
+            # why: the socket stays open for the server's close frame (send_close),
+            # and the server closes it then.
+            await trio.lowlevel.checkpoint()
+            return
+        await self.stream.aclose()
+
+    async def abort(self) -> None:
+        """Close the socket now: the connection is dropped."""
+        self.lost = True
+        await trio.aclose_forcefully(self.stream)
+
+    async def send_close(self, code: int, reason: str) -> None:
+        """Write the close frame (a server's, unmasked) that trio-websocket left out."""
+        payload = struct.pack("!H", code) + close_reason(reason).encode()
+        await self.send_all(bytes((0x88, len(payload))) + payload)
+
+
+@final
+class _ReaderNursery:
+    """What trio-websocket takes for a nursery: it starts its reader task there.
+
+    The task runs in ``nursery``, and runs again each time it fails with wsproto's
+    ``LocalProtocolError``: an answer (a Pong, a close 1009) that cannot follow
+    this side's close frame, and is not owed (see the module's strategy). Each such
+    failure used up the frame that asked for the answer, so the task goes on.
+    """
+
+    def __init__(self, nursery: trio.Nursery, number: int) -> None:
+        self._nursery = nursery
+        self._number = number
+
+    def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        self._nursery.start_soon(self._run, fn, *args)
+
+    async def _run(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
+        while True:
+            try:
+                await fn(*args)
+            except wsproto.utilities.LocalProtocolError as exc:
+                logger.debug("connection %d: not answered after the close: %s", self._number, exc)
+                await trio.lowlevel.checkpoint()
+                continue
+            return
+
+
+@final
+@attrs.frozen
+class _Handshake:
+    """A closing handshake this side began: the client's answering close, if it came in time."""
+
+    answer: tuple[int, str] | None
+
+
+def _ending(close: CloseRecord | None, handshake: _Handshake | None) -> str:
+    """How a connection ended, for the log: who closed, the code and the reason."""
+    if close is None:  # pragma: no cover - every way out journals a close
+        return "ended"
+    if close.by == "client":
+        if close.code == 1006:
+            return "lost: the client went away without a close frame (1006)"
+        return f"closed by the client: {close.code} {close.reason!r}"
+    if close.code == 1006:
+        return "dropped by the server (1006)" + (f": {close.reason}" if close.reason else "")
+    text = f"closed by the server: {close.code} {close.reason!r}"
+    if handshake is None:
+        return text
+    if handshake.answer is None:
+        return text + "; the client did not answer"
+    code, reason = handshake.answer
+    return text + f"; the client answered {code} {reason!r}"
 
 
 _BUSY: Final = object()
@@ -102,6 +279,10 @@ class _Wakeup:
 class ReplayServer:
     """Serves one recorded session at ``ws://HOST:PORT/v3/ws``; each connection gets its own replay.
 
+    The upgrade is taken on ``/`` too (the self-hosted stack's path, and what a
+    client given a bare ``ws://HOST:PORT`` asks for), with the same behaviour; any
+    other path gets HTTP 404.
+
     ``session`` is a :class:`RecordedSession` or the path of a session file. The
     other arguments are those of :class:`ReplayOptions`, plus where to listen
     (``host`` 127.0.0.1, ``port`` 0 for a free one). Run :meth:`serve` in a
@@ -118,6 +299,17 @@ class ReplayServer:
     given, is called with each connection's :class:`ConnectionRecord` once it has
     ended; ``keep_journal=False`` keeps no records once they are handed to it (for
     a server that runs for days with nobody reading :attr:`journal`).
+
+    ``send_timeout`` (seconds, 60 by default; ``None``: never) drops a client that
+    does not read: when a write to it -- a message, a Pong, a close frame -- makes
+    no progress for that long (the client took less than 16 KiB of it, so the
+    socket buffers between them are full), the server closes the socket at once,
+    with no close frame (the client would not read one), and journals the close as
+    the server's, code 1006, and a violation. Only writes are timed: a client that
+    sends nothing is not dropped (the service keeps a silent session open unless
+    asked otherwise with ``inactivity_timeout``), and one that sends audio but
+    never reads is. So clients that stop reading cannot pile up and use up the
+    server's file descriptors. (The closing handshake has its own bound, 5 s.)
     """
 
     def __init__(
@@ -135,7 +327,14 @@ class ReplayServer:
         timing: Timing | None = None,
         keep_journal: bool = True,
         on_closed: Callable[[ConnectionRecord], None] | None = None,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
     ) -> None:
+        if send_timeout is not None and (
+            type(send_timeout) not in (int, float) or not send_timeout > 0
+        ):
+            raise ValueError(
+                f"send_timeout must be a number of seconds > 0, or None; got {send_timeout!r}"
+            )
         if not isinstance(session, RecordedSession):
             session = load_session(Path(session))
         self.session = session
@@ -153,6 +352,8 @@ class ReplayServer:
         self.timing = timing
         self.keep_journal = keep_journal
         self.on_closed = on_closed
+        self.send_timeout = send_timeout
+        """Seconds a write may make no progress before the client is dropped (``None``: never)."""
         self.connections = 0
         """Connections served so far."""
         self._listening = False
@@ -221,42 +422,43 @@ class ReplayServer:
         """Serve one connection over ``stream``; never raises but ``Cancelled``."""
         self.connections += 1
         number = self.connections
+        transport = _Transport(stream, self.send_timeout)
         try:
             async with trio.open_nursery() as nursery:
                 request = None
                 with trio.move_on_after(_HANDSHAKE_TIMEOUT):
                     request = await wrap_server_stream(
-                        nursery,
-                        stream,
+                        cast(trio.Nursery, _ReaderNursery(nursery, number)),
+                        transport,
                         message_queue_size=_QUEUE_SIZE,
                         max_message_size=self.max_message_size,
                         receive_buffer_size=_RECEIVE_BYTES,
                     )
                 if request is not None:
-                    await self._serve_request(request, stream, number)
+                    await self._serve_request(request, transport, number)
                 nursery.cancel_scope.cancel()
         except Exception as exc:  # one connection's failure never ends the server
             logger.warning("connection %d failed: %s", number, exc, exc_info=True)
         finally:
             await trio.aclose_forcefully(stream)
 
-    async def _serve_request(self, request: Any, stream: trio.abc.Stream, number: int) -> None:
+    async def _serve_request(self, request: Any, transport: _Transport, number: int) -> None:
         target: str = request.path
         try:
             path = urlsplit(target).path
         except ValueError:
             path = ""
-        if path != DEFAULT_PATH:
+        if path not in _PATHS:
             logger.info("connection %d: rejected, no such path", number)
             journal = JournalWriter(self._next_request(), target, strict=self.options.strict)
             self._keep(journal)
             journal.violation(0.0, None, f"no such path: {path or target!r} (connect to /v3/ws)")
-            await request.reject(404, body=b"Not Found: connect to /v3/ws")
+            # ConnectionClosed: the client went away first; refused all the same.
+            with contextlib.suppress(ConnectionClosed):
+                await request.reject(404, body=b"Not Found: connect to /v3/ws")
             journal.closed(1006, "HTTP 404: the upgrade was refused", "server")
             self._close_journal(journal)
             return
-        ws: WebSocketConnection = await request.accept()
-        opened = trio.current_time()
         connection = ReplayConnection(
             self.plan,
             self.options,
@@ -268,6 +470,14 @@ class ReplayServer:
             journal_messages=self.keep_journal or self.on_closed is not None,
         )
         self._keep(connection.journal)
+        try:
+            ws: WebSocketConnection = await request.accept()
+        except ConnectionClosed:
+            connection.client_closed()  # 1006: gone before the upgrade's answer
+            self._close_journal(connection.journal)
+            logger.info("connection %d: %s", number, _ending(connection.journal.close, None))
+            return
+        opened = trio.current_time()
         logger.info("connection %d: open", number)
         wakeup = _Wakeup()
 
@@ -278,46 +488,70 @@ class ReplayServer:
             if self.timing is not None:
                 self.timing(number, gate_opened, now())
 
+        def ended() -> None:
+            """trio-websocket reports the connection closed: tell the connection why."""
+            closed = ws.closed
+            # int(): wsproto gives an IntEnum, which Python 3.10 formats by name.
+            code, reason = (int(closed.code), closed.reason or "") if closed else (1006, "")
+            if transport.stalled:
+                seconds = f"{self.send_timeout:g}"
+                connection.transport_violation(
+                    now(),
+                    f"the client read nothing for {seconds} s while the server had frames to send",
+                    1006,
+                    f"send_timeout: the client read nothing for {seconds} s",
+                )
+            elif transport.protocol_failure(ws):
+                connection.transport_violation(
+                    now(), f"WebSocket protocol error: {reason}", code, reason
+                )
+            else:
+                connection.client_closed(code, reason)
+
         async def read() -> None:
             try:
                 while True:
                     message = await ws.get_message()
                     connection.receive_message(message, now())
                     wakeup.poke(connection)
-            except ConnectionClosed as exc:
-                closed = exc.reason
-                if closed is None:  # pragma: no cover - trio-websocket always gives one
-                    connection.client_closed()
-                else:
-                    connection.client_closed(int(closed.code), closed.reason or "")
+            except ConnectionClosed:
+                ended()
                 wakeup.event.set()
 
+        handshake: _Handshake | None = None
+        journal = connection.journal
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(read)
-                await self._write(ws, stream, connection, wakeup, opened, now, sent)
+                handshake = await self._write(ws, transport, connection, wakeup, opened, now, sent)
                 nursery.cancel_scope.cancel()
+            if transport.protocol_failure(ws) and journal.close is not None:
+                # After any frame on its way (the writer has finished): RFC 6455 fails
+                # the connection with a close frame, then closes the socket.
+                with trio.move_on_after(_CLOSE_TIMEOUT):
+                    await transport.send_close(journal.close.code, journal.close.reason)
         finally:
-            journal = connection.journal
-            # Not journaled yet: the client's close that the reader had no time to
-            # report (this side's closes are journaled when they are handed out).
+            # Not journaled yet: the close that the reader had no time to report
+            # (this side's closes are journaled when they are handed out).
             if not journal.is_closed and ws.closed is not None:
-                journal.closed(int(ws.closed.code), ws.closed.reason or "", "client")
+                ended()
             self._close_journal(journal)
-        closed = ws.closed
-        # int(): wsproto gives an IntEnum, which Python 3.10 formats by name.
-        logger.info("connection %d: closed (%s)", number, int(closed.code) if closed else "dropped")
+        logger.info("connection %d: %s", number, _ending(journal.close, handshake))
 
     async def _write(
         self,
         ws: WebSocketConnection,
-        stream: trio.abc.Stream,
+        transport: _Transport,
         connection: ReplayConnection,
         wakeup: _Wakeup,
         opened: float,
         now: Callable[[], float],
         sent: Callable[[float], None],
-    ) -> None:
+    ) -> _Handshake | None:
+        """Send what the connection hands out until it is finished.
+
+        Returns the closing handshake, when the connection closed it.
+        """
         while True:
             event = wakeup.renew()
             for due, action in connection.data_to_send_timed(now()):
@@ -325,30 +559,41 @@ class ReplayServer:
                     try:
                         await ws.send_message(action.data)
                     except ConnectionClosed:
-                        return
+                        return None
                     sent(due)
                 elif isinstance(action, CloseConnection):
-                    await self._close(ws, action)
-                    return
+                    answer = await self._close(ws, transport, action)
+                    return _Handshake(
+                        None if answer is None else (answer[0], connection.redact(answer[1]))
+                    )
                 else:
                     assert isinstance(action, Abort)
-                    await trio.aclose_forcefully(stream)
-                    return
+                    await transport.abort()
+                    return None
             if connection.finished:
-                return
+                return None
             deadline = connection.next_deadline()
             wakeup.waiting_for = deadline
             with trio.move_on_at(opened + deadline if deadline is not None else math.inf):
                 await event.wait()
             connection.advance(now())
 
-    async def _close(self, ws: WebSocketConnection, action: CloseConnection) -> None:
+    async def _close(
+        self, ws: WebSocketConnection, transport: _Transport, action: CloseConnection
+    ) -> tuple[int, str] | None:
+        """Close ``ws``; return the client's answering close, if it came in time."""
         code: int = action.code
         reason: str | None = action.reason or None
         if code == CloseReason.NO_STATUS_RCVD:
             code, reason = CloseReason.NO_STATUS_RCVD, None  # a close frame without a code
-        with trio.move_on_after(_CLOSE_TIMEOUT):
+        with trio.move_on_after(_CLOSE_TIMEOUT) as waited:
             await ws.aclose(code, reason)
+        # The handshake ends with the client's close, or with the stream (lost);
+        # trio-websocket then holds the close the client sent.
+        answer = ws.closed
+        if waited.cancelled_caught or transport.lost or answer is None:
+            return None
+        return int(answer.code), answer.reason or ""
 
 
 @contextlib.asynccontextmanager

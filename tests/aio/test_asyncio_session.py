@@ -248,3 +248,17 @@ def test_a_close_after_termination_is_no_failure() -> None:
             assert await live.terminate() == events[-1]
 
     run(lambda: scripted(handler, body))
+
+
+@pytest.mark.parametrize(
+    "url", ["ws://[::1/v3/ws", "ws://user:KEY\uff03@host/v3/ws", "wss://user:KEY@host/v3/ws"]
+)
+def test_a_bad_url_is_a_value_error_that_shows_no_credential(url: str) -> None:
+    from aai_proto.trio import open_session as open_trio_session
+
+    for opener in (open_session, open_trio_session):
+        with pytest.raises(ValueError, match=r"(?i)url") as raised:
+            opener(PARAMS, url=url)
+        assert "KEY" not in str(raised.value)
+        assert raised.value.__cause__ is None
+        assert raised.value.__suppress_context__ or raised.value.__context__ is None

@@ -199,6 +199,55 @@ def test_frames_after_this_side_closed_are_still_checked(basic_session: Recorded
         assert record.audio.frames == 5
 
 
+def test_a_transport_violation_ends_the_connection_as_the_servers_close(
+    basic_session: RecordedSession,
+) -> None:
+    conn = connect(basic_session)
+    conn.data_to_send(0.0)
+    conn.receive_message(FRAME, 0.05)
+    conn.transport_violation(0.07, "WebSocket protocol error: Invalid opcode 0x3", 1002, "Invalid")
+    assert conn.finished
+    assert conn.data_to_send(0.5) == []
+    conn.receive_message(FRAME, 0.1)  # what trio-websocket still had: changes nothing
+    record = conn.record()
+    assert record.close == CloseRecord(code=1002, reason="Invalid", by="server")
+    assert record.violations == (
+        ViolationRecord(t=0.07, code=1002, rule="WebSocket protocol error: Invalid opcode 0x3"),
+    )
+    assert record.audio.frames == 1
+
+
+def test_a_transport_violation_after_a_close_keeps_that_close(
+    basic_session: RecordedSession,
+) -> None:
+    conn = connect(basic_session, strict=True, pacing="wall")
+    play_basic(conn)
+    conn.receive_message('{"type":"ForceEndpoint"}', 0.31)
+    conn.data_to_send(0.31)  # the 4900 close is handed out
+    conn.transport_violation(0.4, "the client read nothing for 1 s", 1006, "send_timeout")
+    record = conn.record()
+    assert record.close == CloseRecord(
+        code=4900, reason="the client sent ForceEndpoint after Terminate", by="server"
+    )
+    assert [v.code for v in record.violations] == [4900, 1006]
+
+
+def test_the_clients_close_reason_loses_its_credentials(basic_session: RecordedSession) -> None:
+    conn = ReplayConnection(
+        ReplayPlan(basic_session),
+        ReplayOptions(api_key="the-key"),
+        target=TARGET + "&token=tok-123&webhook_auth_header_value=hook-456",
+        authorization="auth-789",
+    )
+    conn.client_closed(4000, "the-key tok-123 hook-456 auth-789 tok-1234 bye")
+    assert conn.record().close == CloseRecord(
+        code=4000,
+        reason="[credential] [credential] [credential] [credential] [credential]4 bye",
+        by="client",
+    )
+    assert conn.redact("nothing secret") == "nothing secret"
+
+
 def test_a_strict_replay_closes_4900_naming_the_rule(basic_session: RecordedSession) -> None:
     # Wall pacing: the Termination is not due yet when the ForceEndpoint comes.
     conn = connect(basic_session, strict=True, pacing="wall")
@@ -206,9 +255,8 @@ def test_a_strict_replay_closes_4900_naming_the_rule(basic_session: RecordedSess
     conn.receive_message('{"type":"ForceEndpoint"}', 0.31)
     actions = conn.data_to_send(0.31)
     assert Send(TERMINATION) not in actions
-    assert actions[-1] == CloseConnection(
-        4900, "replay mismatch: the client sent ForceEndpoint after Terminate"
-    )
+    # Not "replay mismatch: ...": code 4900 says that (see aai_proto.CLOSE_CODES).
+    assert actions[-1] == CloseConnection(4900, "the client sent ForceEndpoint after Terminate")
     assert conn.finished
     assert conn.record().violations == (
         ViolationRecord(t=0.31, code=4900, rule="ForceEndpoint after Terminate"),

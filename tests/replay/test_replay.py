@@ -44,6 +44,23 @@ TERMINATION = {"type": "Termination", "audio_duration_seconds": 0, "session_dura
 # -- the audio and control gates ------------------------------------------------------
 
 
+def test_a_lone_surrogate_goes_out_escaped(make_session: MakeSession) -> None:
+    # A recording may hold one (a server sent the escape); a text frame is UTF-8.
+    warning = {"type": "Warning", "warning_code": 1, "warning": "odd \ud800 text"}
+    r = replay(
+        make_session(
+            [
+                ServerMessage(0, {"type": "Begin", "id": "x", "expires_at": 1}),
+                ServerMessage(0, warning),
+            ]
+        )
+    )
+    frames = [a.data for a in r.data_to_send() if isinstance(a, Send)]
+    assert frames[1] == '{"type":"Warning","warning_code":1,"warning":"odd \\ud800 text"}'
+    frames[1].encode()  # UTF-8 without complaint
+    assert json.loads(frames[1]) == warning
+
+
 def test_begin_is_sent_at_once_with_a_fresh_id_and_expiry(
     basic_session: RecordedSession, turn: Callable[..., dict[str, Any]]
 ) -> None:
@@ -422,7 +439,7 @@ def test_nothing_happens_after_the_replay_finished(basic_session: RecordedSessio
 
 
 def mismatch(reason: str) -> CloseConnection:
-    return CloseConnection(4900, "replay mismatch: " + reason)
+    return CloseConnection(4900, reason)
 
 
 def test_strict_refuses_another_audio_format(basic_session: RecordedSession) -> None:

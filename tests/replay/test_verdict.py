@@ -231,7 +231,7 @@ def test_a_strict_replay_closes_on_a_violation_and_fails_the_test(
             assert types[0] == "Begin"
             assert "Termination" not in types
             assert code == 4900
-            assert reason == "replay mismatch: the client sent audio after Terminate"
+            assert reason == "the client sent audio after Terminate"
         """,
     )
     result.assert_outcomes(passed=1, errors=1)
@@ -255,7 +255,7 @@ def test_a_strict_replay_fails_the_test_for_a_departure(pytester: pytest.Pyteste
             assert talk(aai_replay_url, query=query) == (
                 [],
                 4900,
-                "replay mismatch: request differs: sample_rate recorded 16000, got 8000",
+                "request differs: sample_rate recorded 16000, got 8000",
             )
         """,
     )

@@ -31,6 +31,14 @@ from aai_proto.trio import (
     open_session,
     read_wav_format,
 )
+from tests._websocket import (
+    CLOSE,
+    PING,
+    TEXT,
+    accept_upgrade,
+    frame,
+    parse_close,
+)
 from tests.trio.conftest import WavMaker
 
 KEY = "sk-test-SECRET-KEY-0123"
@@ -775,6 +783,110 @@ async def test_aclose_stops_a_session_without_terminate(nursery: trio.Nursery) -
     assert server.received == []
     assert server.close is not None
     assert server.close.code == 1000
+
+
+def pinging_closer(
+    server_stream: trio.abc.Stream, closes: list[tuple[int, str]], *, terminate: bool = False
+) -> Callable[[], Awaitable[None]]:
+    """A raw server (no WebSocket library) that pings right after the client's close.
+
+    It sends Begin (and, with ``terminate``, answers Terminate with Termination),
+    reads up to the client's close frame, then writes a Ping and its own close, and
+    closes the TCP connection, as a server should.
+    """
+
+    async def run() -> None:
+        reader = await accept_upgrade(server_stream)
+        await server_stream.send_all(frame(TEXT, dump(BEGIN).encode(), mask=False))
+        if terminate:
+            await reader.until(TEXT)  # Terminate
+            await server_stream.send_all(frame(TEXT, dump(TERMINATION).encode(), mask=False))
+        _, payload = await reader.until(CLOSE)
+        assert payload is not None
+        closes.append(parse_close(payload))
+        await server_stream.send_all(
+            frame(PING, b"still there?", mask=False) + frame(CLOSE, payload, mask=False)
+        )
+        await server_stream.aclose()
+
+    return run
+
+
+async def test_a_ping_during_the_clients_close_does_not_hold_it(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # trio-websocket would answer the Ping with a Pong, which wsproto refuses after
+    # the client's close: its reader task ends, and nothing reads the server's close.
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    closes: list[tuple[int, str]] = []
+    nursery.start_soon(pinging_closer(server_stream, closes))
+    async with session_for(client_stream) as session:
+        start = trio.current_time()
+        await session.aclose()
+        assert trio.current_time() == start  # not CLOSE_TIMEOUT later
+        assert session.state is aai.State.CLOSED
+        assert await events_of(session) == [BEGIN]
+    assert closes == [(1000, "")]
+
+
+async def test_a_ping_during_the_close_after_termination_does_not_hold_it(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    closes: list[tuple[int, str]] = []
+    nursery.start_soon(pinging_closer(server_stream, closes, terminate=True))
+    async with session_for(client_stream) as session:
+        start = trio.current_time()
+        assert await session.terminate() == TERMINATION
+        assert trio.current_time() == start
+    assert closes == [(1000, "")]
+
+
+async def test_a_ping_during_the_close_after_garbage_does_not_hold_it(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    closes: list[tuple[int, str]] = []
+
+    async def run() -> None:
+        reader = await accept_upgrade(server_stream)
+        await server_stream.send_all(frame(TEXT, dump(BEGIN).encode(), mask=False))
+        await server_stream.send_all(frame(TEXT, b"not JSON", mask=False))
+        _, payload = await reader.until(CLOSE)
+        assert payload is not None
+        closes.append(parse_close(payload))
+        await server_stream.send_all(frame(PING, mask=False) + frame(CLOSE, payload, mask=False))
+        await server_stream.aclose()
+
+    nursery.start_soon(run)
+    start = trio.current_time()
+    with pytest.raises(aai.RemoteProtocolError, match="not valid JSON"):
+        async with session_for(client_stream) as session:
+            await session.terminate()
+    assert trio.current_time() == start
+    assert closes == [(1002, "protocol error")]
+
+
+async def test_a_server_that_never_closes_tcp_after_a_ping_costs_close_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The bound still holds when the server answers the close but keeps the socket.
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+
+    async def run() -> None:
+        reader = await accept_upgrade(server_stream)
+        await server_stream.send_all(frame(TEXT, dump(BEGIN).encode(), mask=False))
+        _, payload = await reader.until(CLOSE)
+        assert payload is not None
+        await server_stream.send_all(frame(PING, mask=False) + frame(CLOSE, payload, mask=False))
+        await trio.sleep_forever()
+
+    nursery.start_soon(run)
+    async with session_for(client_stream) as session:
+        start = trio.current_time()
+        await session.aclose()
+        assert trio.current_time() - start == CLOSE_TIMEOUT
+        assert session.state is aai.State.CLOSED
 
 
 async def test_open_session_is_entered_once(nursery: trio.Nursery) -> None:

@@ -26,7 +26,10 @@ class Target:
     @classmethod
     def from_url(cls, url: str, *, shown: str) -> Target:
         """Take apart a ``ws://`` or ``wss://`` URL; raise ``ValueError`` for anything else."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # urllib's message may quote the URL, user name and all
+            raise ValueError(f"not a valid URL: {shown!r}") from None
         if parts.scheme not in ("ws", "wss"):
             raise ValueError(f"expected a ws:// or wss:// URL, got {shown!r}")
         if "@" in parts.netloc:

@@ -6,6 +6,17 @@ raised there, not by the call that waits for the handshake). We give it a
 ``_ReaderGuard`` instead of a nursery: it runs the task in the session's nursery,
 keeps what the task raised, and cancels the handshake the moment the task ends, so
 a server that hangs up mid-handshake fails the connect at once, not at the timeout.
+
+The guard also covers a gap of trio-websocket's (0.12.2, on wsproto 1.3): once
+our close frame went out, it still answers a server's Ping with a Pong, which
+wsproto refuses in state ``LOCAL_CLOSING`` (``LocalProtocolError``). That ends
+the reader task, so nothing reads the server's answering close and
+``WebSocketConnection.aclose()`` waits for ever. The Pong is not owed (the server
+is about to read our close), and the task cannot be run again (a client's reader
+starts by sending its upgrade request). So the guard reads on in its place,
+discarding, until the server closes the TCP connection -- what a client waits for
+at the end of a closing handshake -- and says, with ``reading_over``, that the
+connection reads no more: the session then stops waiting for ``aclose()``.
 """
 
 from __future__ import annotations
@@ -14,54 +25,18 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import cast, final
-from urllib.parse import urlsplit
 
-import attrs
 import trio
 import trio_websocket
+import wsproto.utilities
+
+from aai_proto._adapter.target import Target
 
 from ._errors import ConnectError, HandshakeRejected
 
 __all__ = ["Target", "handshake", "open_stream"]
 
-
-@final
-@attrs.frozen(kw_only=True)
-class Target:
-    """Where a session connects: taken apart from its full URL."""
-
-    shown: str
-    """The URL the caller gave, credentials masked: for messages."""
-    host: str
-    port: int
-    secure: bool
-    host_header: str
-    resource: str
-
-    @classmethod
-    def from_url(cls, url: str, *, shown: str) -> Target:
-        """Take apart a ``ws://`` or ``wss://`` URL; raise ``ValueError`` for anything else."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss"):
-            raise ValueError(f"expected a ws:// or wss:// URL, got {shown!r}")
-        if "@" in parts.netloc:
-            raise ValueError("the URL must not hold a user name or password; give api_key or token")
-        if not parts.hostname:
-            raise ValueError(f"the URL has no host: {shown!r}")
-        secure = parts.scheme == "wss"
-        try:
-            port = parts.port or (443 if secure else 80)
-        except ValueError:
-            raise ValueError(f"the URL has an invalid port: {shown!r}") from None
-        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        return cls(
-            shown=shown,
-            host=parts.hostname,
-            port=port,
-            secure=secure,
-            host_header=parts.netloc,
-            resource=resource,
-        )
+_DRAIN_BYTES = 1 << 16
 
 
 async def open_stream(target: Target) -> trio.abc.Stream:
@@ -93,10 +68,16 @@ def _describe(exc: OSError) -> str:
 class _ReaderGuard:
     """What trio-websocket takes for its nursery; see the module's strategy note."""
 
-    def __init__(self, nursery: trio.Nursery, handshake_scope: trio.CancelScope) -> None:
+    def __init__(
+        self, nursery: trio.Nursery, handshake_scope: trio.CancelScope, stream: trio.abc.Stream
+    ) -> None:
         self._nursery = nursery
         self._handshake_scope = handshake_scope
+        self._stream = stream
         self.error: Exception | None = None
+        self.upgraded = False
+        self.reading_over = trio.Event()
+        """Set when nothing reads the connection any more."""
 
     def start_soon(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         self._nursery.start_soon(self._run, fn, *args)
@@ -104,11 +85,26 @@ class _ReaderGuard:
     async def _run(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         try:
             await fn(*args)
+        except wsproto.utilities.LocalProtocolError as exc:
+            if not self.upgraded:
+                self.error = exc
+                return
+            # An answer wsproto refuses after our close (see the module's strategy).
+            await self._drain()
         except Exception as exc:  # kept for the handshake's error; the close reports the rest
             self.error = exc
         finally:
+            self.reading_over.set()
             # After the handshake the scope has exited and this does nothing.
             self._handshake_scope.cancel()
+
+    async def _drain(self) -> None:
+        """Read and drop what comes until the server closes the TCP connection."""
+        try:
+            while await self._stream.receive_some(_DRAIN_BYTES):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # it broke, or the session closed it: it ended either way
 
 
 async def handshake(
@@ -116,23 +112,29 @@ async def handshake(
     stream: trio.abc.Stream,
     target: Target,
     headers: list[tuple[str, str]],
-) -> trio_websocket.WebSocketConnection:
+) -> tuple[trio_websocket.WebSocketConnection, trio.Event]:
     """Run the WebSocket upgrade over ``stream``; return the open connection.
+
+    With it comes an event set when nothing reads the connection any more (the
+    server closed the TCP connection, or the stream broke or was closed): no
+    close frame can come after that, so nothing need wait for one.
 
     Raises ``HandshakeRejected`` for an HTTP status, ``ConnectError`` if the server
     hangs up or breaks HTTP first.
     """
     extra = [(name.encode(), value.encode()) for name, value in headers]
     with trio.CancelScope() as scope:
-        guard = _ReaderGuard(nursery, scope)
+        guard = _ReaderGuard(nursery, scope, stream)
         # Any trio stream will do, though the hints name only socket streams.
-        return await trio_websocket.wrap_client_stream(
+        ws = await trio_websocket.wrap_client_stream(
             cast(trio.Nursery, guard),
             cast(trio.SocketStream, stream),
             target.host_header,
             target.resource,
             extra_headers=extra,
         )
+        guard.upgraded = True
+        return ws, guard.reading_over
     error = guard.error
     if isinstance(error, trio_websocket.ConnectionRejected):
         raise HandshakeRejected(target.shown, error.status_code, error.body or b"")

@@ -84,12 +84,15 @@ class Session(trio.abc.AsyncResource):
         stream: trio.abc.Stream,
         client: Client,
         *,
+        reading_over: trio.Event,
         chunk_ms: int,
         terminate_timeout: float,
         max_buffered_events: int,
     ) -> None:
         self._ws = ws
         self._stream = stream  # the WebSocket's; closed here, as trio-websocket may leave it open
+        # Set once nothing reads the connection (see _connect): no close frame can come.
+        self._reading_over = reading_over
         self._client = client
         self._chunk_ms = chunk_ms
         self._terminate_timeout = terminate_timeout
@@ -238,11 +241,29 @@ class Session(trio.abc.AsyncResource):
         self._drain()
         try:
             with trio.move_on_after(CLOSE_TIMEOUT):
-                await self._ws.aclose()
+                await self._close_websocket(1000, None)
                 await self._reader_done.wait()  # the reader has seen the close
         finally:
             await _close_now(self._stream)
         await self._reader_done.wait()
+
+    async def _close_websocket(self, code: int, reason: str | None) -> None:
+        """Send a close frame and wait for the server's, but no longer than anything reads.
+
+        trio-websocket's ``aclose()`` waits for the server's close frame; when its
+        reader task has ended without one (see ``_connect``), none can come.
+        """
+        async with trio.open_nursery() as nursery:
+
+            async def stop_when_reading_is_over() -> None:
+                await self._reading_over.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(stop_when_reading_is_over)
+            # In this task, and before anything else runs: of two closes that race
+            # (the reader's 1002 and a caller's aclose), the first called is sent.
+            await self._ws.aclose(code, reason)
+            nursery.cancel_scope.cancel()
 
     # -- iteration ------------------------------------------------------------------
 
@@ -352,7 +373,7 @@ class Session(trio.abc.AsyncResource):
                     self._events_in.close()
                     try:
                         with trio.move_on_after(CLOSE_TIMEOUT):
-                            await self._ws.aclose(1002, "protocol error")
+                            await self._close_websocket(1002, "protocol error")
                     finally:
                         await _close_now(self._stream)
                     return
@@ -439,11 +460,12 @@ def open_session(
     async def connect(nursery: trio.Nursery) -> Session:
         conn = stream if stream is not None else await open_stream(target)
         try:
-            ws = await handshake(nursery, conn, target, headers)
+            ws, reading_over = await handshake(nursery, conn, target, headers)
             session = Session(
                 ws,
                 conn,
                 client,
+                reading_over=reading_over,
                 chunk_ms=chunk_ms,
                 terminate_timeout=terminate_timeout,
                 max_buffered_events=max_buffered_events,
