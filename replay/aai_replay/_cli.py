@@ -2,6 +2,13 @@
 
 ``record`` and ``synth`` make sessions (``_record.py``, ``_synth.py``); they, and
 ``demo`` (which needs ``aai_proto.trio``), are imported only when run.
+
+Strategy: :func:`run` is the one place where an exception becomes an exit status
+and one line of standard error, however deep in trio's exception groups it
+arrived: 1 for an error, 130 for Ctrl-C, 141 (quietly) for a closed standard
+output; argparse's usage errors exit with 2 before it. Nothing here imports trio
+at module level, so that ``check``, ``info`` and ``synth`` work on a core-only
+install and the others can say which extra is missing.
 """
 
 from __future__ import annotations
@@ -14,17 +21,39 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+import tempfile
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, Final, NoReturn, TextIO
+
+from aai_proto import __version__
 
 __all__ = ["main"]
 
-_API_KEY_ENV = "AAI_REPLAY_API_KEY"
+_PROG: Final = "aai-replay"
+_API_KEY_ENV: Final = "AAI_REPLAY_API_KEY"
+
+# Exit statuses (README: "aai-replay commands"); usage errors exit with 2, from argparse.
+_FAILED: Final = 1
+_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C stopped
+_BROKEN_PIPE: Final = 141  # 128 + SIGPIPE, as a shell reports `yes | head -1`'s yes
+
+_TRIO_MODULES: Final = frozenset({"trio", "trio_websocket"})
+_NEEDS_TRIO: Final = 'this command needs the trio extra: pip install "aai-proto[trio]"'
 
 
 class _Failure(Exception):
     """A problem to report on one line of stderr, ending the command with status 1."""
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {value}")
+    return value
 
 
 def _non_negative_int(text: str) -> int:
@@ -68,7 +97,6 @@ def _add_replay_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--speed",
         type=_speed,
-        default=1.0,
         help="with --pacing wall, play this many times faster (default 1)",
     )
     parser.add_argument(
@@ -105,7 +133,6 @@ def _add_replay_options(parser: argparse.ArgumentParser) -> None:
     faults.add_argument(
         "--error-after",
         type=_non_negative_int,
-        default=1,
         metavar="N",
         help="inject the error after N server messages (default 1: after Begin)",
     )
@@ -116,21 +143,50 @@ def _add_replay_options(parser: argparse.ArgumentParser) -> None:
     faults.add_argument(
         "--raw-after",
         type=_non_negative_int,
-        default=1,
         metavar="N",
         help="send the raw frame after N server messages (default 1)",
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="aai-replay",
-        description="Replay recorded AssemblyAI streaming sessions to any client, offline.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log connections to stderr")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _global_options() -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name.
 
-    serve = commands.add_parser(
+    Their default is SUPPRESS, so that a subcommand's parser, which doesn't see an
+    option given before the command's name, leaves its value alone.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log connections to stderr",
+    )
+    return options
+
+
+def _url_file_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url-file",
+        type=Path,
+        metavar="PATH",
+        help="once listening, also write the URL to PATH (whole, at once: a script can wait "
+        "for the file to appear); removed when the command stops",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _global_options()
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Replay recorded AssemblyAI streaming sessions to any client, offline.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_command = functools.partial(commands.add_parser, parents=[common])
+
+    serve = add_command(
         "serve",
         help="serve a session at ws://HOST:PORT/v3/ws",
         description="Serve SESSION to every client that connects, each with its own replay. "
@@ -139,7 +195,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("session", type=Path, metavar="SESSION.jsonl")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    serve.add_argument("--port", type=_non_negative_int, default=0, help="0: any free port")
+    serve.add_argument("--port", type=_port, default=0, help="0: any free port")
+    _url_file_option(serve)
     serve.add_argument(
         "--api-key",
         help=f"require this API key (Authorization header or token query); "
@@ -161,17 +218,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_replay_options(serve)
 
-    check = commands.add_parser(
+    check = add_command(
         "check",
         help="validate session files",
         description="Validate session files: format, audio sidecar, server messages.",
     )
     check.add_argument("files", type=Path, nargs="+", metavar="FILE")
 
-    info = commands.add_parser("info", help="summarize a session file")
+    info = add_command("info", help="summarize a session file")
     info.add_argument("file", type=Path, metavar="FILE")
 
-    demo = commands.add_parser(
+    demo = add_command(
         "demo",
         help="replay a shipped session through aai_proto.trio and print the transcript",
         description="Start a replay server in-process on a shipped session, stream the "
@@ -184,13 +241,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SESSION.jsonl",
         help="the session to replay (default: the shipped format_turns one)",
     )
-    demo.add_argument(
+    pace = demo.add_mutually_exclusive_group()
+    pace.add_argument(
         "--realtime",
+        dest="realtime",
         action="store_true",
-        help="stream the audio at its own pace instead of as fast as possible",
+        help="stream the audio at its own pace (the default on a terminal)",
     )
+    pace.add_argument(
+        "--fast",
+        dest="realtime",
+        action="store_false",
+        help="stream the audio as fast as possible (the default when output is not a terminal)",
+    )
+    demo.set_defaults(realtime=None)
 
-    record = commands.add_parser(
+    record = add_command(
         "record",
         help="record sessions through a proxy to the real service",
         description="Serve a recording proxy: point a client at the printed URL; each "
@@ -199,12 +265,13 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("--out", type=Path, required=True, metavar="SESSION.jsonl")
     record.add_argument("--upstream", help="the service's URL (default: production)")
     record.add_argument("--host", default="127.0.0.1")
-    record.add_argument("--port", type=_non_negative_int, default=0)
+    record.add_argument("--port", type=_port, default=0, help="0: any free port")
+    _url_file_option(record)
     record.add_argument(
         "--save-audio", action="store_true", help="also write the audio each client sent"
     )
 
-    synth = commands.add_parser(
+    synth = add_command(
         "synth",
         help="synthesize a session from a WAV file and its transcript",
         description="Make a plausible session of streaming AUDIO.wav whose words are TEXT.",
@@ -220,16 +287,58 @@ def _parser() -> argparse.ArgumentParser:
 # -- commands -----------------------------------------------------------------------
 
 
-def _run_until_signal(
-    start: Callable[..., Awaitable[None]], url_of: Callable[[Any], str], out: TextIO
-) -> None:
-    """Start ``start`` (trio's start protocol), print its URL, run it until SIGINT or SIGTERM.
+class _UrlFile:
+    """``--url-file``: the URL, written whole once known, removed when the command ends.
 
-    A failure to start (``OSError``, ``ValueError``) is raised as it is.
+    The temporary file is made at once, next to ``path``, so that a path that can't
+    be written fails before anything listens; the URL goes into it, and
+    ``os.replace`` puts it in place: a reader sees no file, or the whole URL.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.url: str | None = None
+        try:
+            fd, temporary = tempfile.mkstemp(
+                prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+            )
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+            raise _Failure(f"can't write the URL file {str(path)!r}: {problem}") from None
+        os.close(fd)
+        self.temporary = Path(temporary)
+
+    def publish(self, url: str) -> None:
+        self.temporary.write_text(url + "\n", encoding="utf-8")
+        os.replace(self.temporary, self.path)
+        self.url = url
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            self.temporary.unlink(missing_ok=True)
+            # Unless another command has put its own URL there since.
+            if self.url is not None and self.path.read_text(encoding="utf-8") == self.url + "\n":
+                self.path.unlink()
+
+
+def _run_until_signal(
+    start: Callable[..., Awaitable[None]],
+    url_of: Callable[[Any], str],
+    out: TextIO,
+    url_file: Path | None = None,
+    *,
+    where: str,
+) -> None:
+    """Start ``start`` (trio's start protocol), print its URL (and write it to
+    ``url_file``), run it until SIGINT or SIGTERM.
+
+    A failure to start, whatever its type, is a :class:`_Failure` saying why (``where``
+    is the address it was to listen on).
     """
     import trio
 
     failure: Exception | None = None
+    published = _UrlFile(url_file) if url_file is not None else None
 
     async def main() -> None:
         nonlocal failure
@@ -237,34 +346,65 @@ def _run_until_signal(
             async with trio.open_nursery() as nursery:
                 try:
                     started = await nursery.start(start)
-                except (OSError, ValueError) as exc:
+                except Exception as exc:
                     failure = exc
                     return
-                print(url_of(started), file=out, flush=True)
+                url = url_of(started)
+                if published is not None:
+                    published.publish(url)
+                print(url, file=out, flush=True)
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
 
-    trio.run(main)
-    if failure is not None:
-        raise failure
+    try:
+        trio.run(main)
+    finally:
+        if published is not None:
+            published.remove()
+    if failure is None:
+        return
+    cause = _leaves(failure)[0]
+    if isinstance(cause, OSError) and cause.filename is None:
+        raise _Failure(f"can't listen on {where}: {cause.strerror or cause}") from None
+    if isinstance(cause, OSError):
+        raise _Failure(_describe(cause)) from None
+    # The server's or recorder's own refusal (a bad option, an unusable --out): its words.
+    raise _Failure(str(cause) or type(cause).__name__) from None
+
+
+def _address(args: argparse.Namespace) -> str:
+    return f"{args.host}:{args.port}"
 
 
 def _faults(args: argparse.Namespace) -> Any:
     from ._faults import Faults
 
+    given = {"error_after": args.error_after, "raw_after": args.raw_after}
     try:
         return Faults(
             drop_after_messages=args.drop_after_messages,
             drop_after_seconds=args.drop_after_seconds,
             delay=args.delay,
             error_code=args.inject_error,
-            error_after=args.error_after,
             error_text=args.error_text,
             raw=args.send_raw,
-            raw_after=args.raw_after,
+            **{name: value for name, value in given.items() if value is not None},
         )
     except ValueError as exc:
         raise _Failure(str(exc)) from None
+
+
+def _warn_of_options_without_effect(args: argparse.Namespace) -> None:
+    """Options that only qualify another one do nothing without it: say so, and go on."""
+    needs = [
+        ("--speed", args.speed, "--pacing wall", args.pacing == "wall"),
+        ("--error-after", args.error_after, "--inject-error", args.inject_error is not None),
+        ("--error-text", args.error_text, "--inject-error", args.inject_error is not None),
+        ("--raw-after", args.raw_after, "--send-raw", args.send_raw is not None),
+    ]
+    for option, value, other, present in needs:
+        if value is not None and not present:
+            _say(f"warning: {option} has no effect without {other}")
 
 
 def _load(path: Path) -> Any:
@@ -282,13 +422,14 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     from ._server import ReplayServer
 
     api_key = args.api_key if args.api_key is not None else os.environ.get(_API_KEY_ENV) or None
+    _warn_of_options_without_effect(args)
     try:
         server = ReplayServer(
             _load(args.session),
             host=args.host,
             port=args.port,
             pacing=args.pacing,
-            speed=args.speed,
+            speed=args.speed if args.speed is not None else 1.0,
             strict=args.strict,
             api_key=api_key,
             faults=_faults(args),
@@ -319,10 +460,9 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
                 journal.flush()
 
             server.on_closed = write_record
-        try:
-            _run_until_signal(server.serve, lambda started: started.url, out)
-        except OSError as exc:
-            raise _Failure(f"can't listen on {args.host}:{args.port}: {exc.strerror}") from None
+        _run_until_signal(
+            server.serve, lambda started: started.url, out, args.url_file, where=_address(args)
+        )
     return 0
 
 
@@ -360,12 +500,8 @@ def _record(args: argparse.Namespace, out: TextIO) -> int:
     if args.upstream is not None:
         options["upstream"] = args.upstream
 
-    try:
-        _run_until_signal(functools.partial(record, args.out, **options), str, out)
-    except ValueError as exc:
-        raise _Failure(str(exc)) from None
-    except OSError as exc:
-        raise _Failure(f"can't listen on {args.host}:{args.port}: {exc.strerror}") from None
+    start = functools.partial(record, args.out, **options)
+    _run_until_signal(start, str, out, args.url_file, where=_address(args))
     return 0
 
 
@@ -391,9 +527,19 @@ def _synth(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
-    from ._demo import run_demo
+    from ._demo import DemoFailed, find_session, run_demo
 
-    return run_demo(args.session, out=out, realtime=args.realtime)
+    try:
+        path = args.session if args.session is not None else find_session()
+    except FileNotFoundError as exc:
+        raise _Failure(str(exc)) from None
+    session = _load(path)
+    # On a terminal the live redraw is the point; elsewhere, don't keep a script waiting.
+    realtime = out.isatty() if args.realtime is None else args.realtime
+    try:
+        return run_demo(session, out=out, realtime=realtime)
+    except DemoFailed as exc:
+        raise _Failure(str(exc)) from None
 
 
 _COMMANDS = {
@@ -408,17 +554,114 @@ _COMMANDS = {
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> NoReturn:
     """Run ``aai-replay`` with ``argv`` (default: the command line) and exit."""
-    sys.exit(run(argv, out=out))
+    status: int | str | None
+    try:
+        status = run(argv, out=out)
+    except SystemExit as exc:  # argparse: --help, --version, a usage error
+        status = exc.code
+    try:
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        _silence_stdout()
+        status = _BROKEN_PIPE
+    sys.exit(status)
 
 
 def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
-    """Run ``aai-replay`` with ``argv``; return the exit status (argparse exits on misuse)."""
-    args = _parser().parse_args(argv)
-    out = out if out is not None else sys.stdout
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    """Run ``aai-replay`` with ``argv``; return the exit status (argparse exits on misuse).
+
+    Raises nothing else: every failure is one line of standard error and a status.
+    """
+    secrets: list[str] = []  # an API key given: masked wherever it would be printed
     try:
-        return _COMMANDS[args.command](args, out)
-    except _Failure as exc:
-        print(f"aai-replay: error: {exc}", file=sys.stderr)
-        return 1
+        args = _parser().parse_args(argv)
+        out = out if out is not None else sys.stdout
+        secrets += [s for s in (getattr(args, "api_key", None), os.environ.get(_API_KEY_ENV)) if s]
+        if getattr(args, "verbose", False):
+            logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+        status = _COMMANDS[args.command](args, out)
+        out.flush()
+    except SystemExit:
+        raise
+    except BaseException as exc:  # the one place that turns exceptions into statuses
+        return _exit_status(exc, secrets)
+    return status
+
+
+# -- errors as one line ---------------------------------------------------------------
+
+
+def _group_types() -> tuple[type[BaseException], ...]:
+    """``BaseExceptionGroup``: built in from Python 3.11; before, trio's backport (and
+    without trio, nothing can raise a group)."""
+    import builtins
+    import importlib
+
+    group = getattr(builtins, "BaseExceptionGroup", None)
+    if group is None:
+        try:
+            group = importlib.import_module("exceptiongroup").BaseExceptionGroup
+        except ImportError:
+            return ()
+    return (group,)
+
+
+_GROUPS: Final = _group_types()
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside ``exc``'s (nested) exception groups, or ``exc`` itself."""
+    if isinstance(exc, _GROUPS):
+        inner: tuple[BaseException, ...] = getattr(exc, "exceptions", ())
+        return [leaf for each in inner for leaf in _leaves(each)]
+    return [exc]
+
+
+def _exit_status(exc: BaseException, secrets: Iterable[str]) -> int:
+    leaves = _leaves(exc) or [exc]
+    if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+        _say("interrupted")
+        return _INTERRUPTED
+    if any(isinstance(leaf, BrokenPipeError) for leaf in leaves):
+        _silence_stdout()
+        return _BROKEN_PIPE
+    _say("error: " + _describe(leaves[0]), secrets)
+    return _FAILED
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, in words: the exception's own message, without its class name."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name in _TRIO_MODULES:
+        return _NEEDS_TRIO
+    if isinstance(exc, OSError):
+        name = exc.filename
+        problem = exc.strerror or str(exc)
+        return f"{name}: {problem}" if name is not None else problem
+    text = str(exc)
+    if isinstance(exc, (_Failure, ValueError)) and text:
+        return text
+    # Not one of the failures this command expects: the class name helps a bug report.
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _say(message: str, secrets: Iterable[str] = ()) -> None:
+    """Write ``aai-replay: MESSAGE`` to standard error as one line, credentials masked."""
+    line = " ".join(message.splitlines())
+    for secret in secrets:
+        line = line.replace(secret, "***")
+    with contextlib.suppress(OSError, ValueError):  # standard error may be gone as well
+        print(f"{_PROG}: {line}", file=sys.stderr, flush=True)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device: its pipe is closed, and the
+    interpreter's final flush must not fail (and print a traceback) on its way out."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file: nothing will flush to it
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)

@@ -20,7 +20,9 @@ service's own rejections 1008, 3006 and 3007) or, in a strict replay, departed
 from the recording; the failure lists each one with its connection and time.
 ``verdict=False`` (in the marker or the factory call) turns that off for a test
 that breaks rules on purpose. Faults the test injects are not the client's doing
-and never count. Nothing is imported from trio until a fixture is used.
+and never count. Nothing is imported from trio until a fixture is used: installed
+without the ``trio`` extra, the plugin loads (and pytest runs), and only a test
+that uses a fixture fails, with one line saying what to install.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["aai_replay", "aai_replay_server", "aai_replay_url"]
 
 MARKER = "aai_replay"
+_NEEDS_TRIO = 'the aai-replay fixtures need the trio extra: pip install "aai-proto[trio]"'
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,7 +75,13 @@ def aai_replay_server() -> Iterator[StartReplayServer]:
     teardown if a client broke a rule on one of its connections.
     """
     from ._journal import verdict as problems_of
-    from ._thread import BackgroundReplayServer
+
+    try:
+        from ._thread import BackgroundReplayServer
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("trio", "trio_websocket"):
+            raise
+        pytest.fail(_NEEDS_TRIO, pytrace=False)
 
     judged: list[BackgroundReplayServer] = []
     with contextlib.ExitStack() as servers:

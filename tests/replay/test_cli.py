@@ -280,7 +280,8 @@ def test_serve_refuses_an_empty_api_key(
         (["--speed", "x"], "argument --speed: expected a number, got 'x'"),
         (["--delay", "-1"], "argument --delay: expected a number of seconds >= 0, got -1"),
         (["--delay", "soon"], "argument --delay: expected a number of seconds, got 'soon'"),
-        (["--port", "-5"], "argument --port: expected a whole number >= 0, got -5"),
+        (["--port", "-5"], "argument --port: expected a port number from 0 to 65535, got -5"),
+        (["--port", "http"], "argument --port: expected a port number, got 'http'"),
         (["--error-after", "one"], "argument --error-after: expected a whole number, got 'one'"),
         (["--pacing", "fast"], "argument --pacing: invalid choice: 'fast'"),
     ],
@@ -605,51 +606,56 @@ def test_the_demo_prints_the_transcript_of_the_shipped_session() -> None:
     status, out = run_captured(["demo"])
     assert status == 0
     lines = out.splitlines()
-    assert lines[0].startswith("Replaying universal-format-turns.jsonl (classic Universal")
-    assert re.fullmatch(
-        r"at ws://127\.0\.0\.1:[0-9]+/v3/ws, streaming universal-format-turns\.wav "
-        r"through aai_proto\.trio",
-        lines[1],
-    )
-    assert lines[2:] == [
-        "",
+    assert lines[0] == "Replaying universal-format-turns.jsonl through aai_proto.trio, offline:"
+    assert lines[1:-1] == [
         "Hi, my name is Sonny.",
         "I'd like a table for two.",
         "",
         "session ended: 4 s of audio, 4 s in all",
     ]
+    assert re.fullmatch(
+        r"Try next: aai-replay serve \S*universal-format-turns\.jsonl, then aai-proto stream "
+        r"\S*universal-format-turns\.wav --fast --url <the URL it prints>",
+        lines[-1],
+    )
 
 
-def test_the_demo_plays_another_session_and_reports_its_failure(sessions_dir: Path) -> None:
+def test_the_demo_plays_another_session_and_reports_its_failure(
+    sessions_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     status, out = run_captured(["demo", "--session", str(sessions_dir / "server-error-3005.jsonl")])
     assert status == 1
-    assert out.splitlines()[3:] == [
-        "read back my order",
-        "",
-        "session failed: 3005 server error: Server error",
-    ]
+    assert out.splitlines()[1:] == ["read back my order"]
+    assert capsys.readouterr().err == (
+        "aai-replay: error: session failed: 3005 server error: Server error\n"
+    )
 
 
-def test_the_demo_reports_a_missing_or_unusable_session(tmp_path: Path) -> None:
+def test_the_demo_reports_a_missing_or_unusable_session(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "none.jsonl"
-    assert run_captured(["demo", "--session", str(missing)]) == (
-        1,
-        f"aai-replay demo: [Errno 2] No such file or directory: '{missing}'\n",
+    assert run_captured(["demo", "--session", str(missing)]) == (1, "")
+    assert capsys.readouterr().err == (
+        f"aai-replay: error: can't read {str(missing)!r}: No such file or directory\n"
     )
     no_audio = tmp_path / "no-audio.jsonl"
     write_session(RecordedSession(Header(Request(query={"sample_rate": "16000"})), []), no_audio)
-    assert run_captured(["demo", "--session", str(no_audio)]) == (
-        1,
-        "aai-replay demo: the session names no audio file to stream\n",
+    assert run_captured(["demo", "--session", str(no_audio)]) == (1, "")
+    assert capsys.readouterr().err == (
+        "aai-replay: error: the session names no audio file to stream\n"
     )
     invalid = tmp_path / "invalid.jsonl"
     write_session(RecordedSession(Header(Request(query={"sample_rate": "1"})), []), invalid)
-    status, out = run_captured(["demo", "--session", str(invalid)])
-    assert status == 1
-    assert out.startswith("aai-replay demo: the recorded request is invalid: Invalid 'sample_rate'")
+    assert run_captured(["demo", "--session", str(invalid)]) == (1, "")
+    assert capsys.readouterr().err.startswith(
+        "aai-replay: error: the recorded request is invalid: Invalid 'sample_rate'"
+    )
 
 
-def test_the_demo_reports_a_session_refused_before_begin(tmp_path: Path) -> None:
+def test_the_demo_reports_a_session_refused_before_begin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     silent_wav(tmp_path / "a.wav", 100)
     error = {"type": "Error", "error_code": 1008, "error": "Unauthorized connection"}
     session = RecordedSession(
@@ -657,25 +663,31 @@ def test_the_demo_reports_a_session_refused_before_begin(tmp_path: Path) -> None
         [ServerMessage(0.0, error), Close(0.0, 1008, "See Error message for details", "server")],
     )
     write_session(session, tmp_path / "refused.jsonl")
-    status, out = run_captured(["demo", "--session", str(tmp_path / "refused.jsonl")])
-    assert status == 1
-    assert out.splitlines()[-1] == (
-        "session failed: 1008 unauthorized (missing, invalid or expired key or token, or an "
-        "account problem): Unauthorized connection"
+    assert run_captured(["demo", "--session", str(tmp_path / "refused.jsonl")]) == (
+        1,
+        "Replaying refused.jsonl through aai_proto.trio, offline:\n",
+    )
+    assert capsys.readouterr().err == (
+        "aai-replay: error: session failed: 1008 unauthorized (missing, invalid or expired key "
+        "or token, or an account problem): Unauthorized connection\n"
     )
 
 
-def test_the_demo_reports_audio_it_cannot_stream(tmp_path: Path) -> None:
+def test_the_demo_reports_audio_it_cannot_stream(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     silent_wav(tmp_path / "a.wav", 100)
     session = RecordedSession(
         Header(Request(query={"sample_rate": "8000"}), audio="a.wav"),
         [ServerMessage(0.0, {"type": "Begin", "id": "x", "expires_at": 1})],
     )
     write_session(session, tmp_path / "s.jsonl")
-    status, out = run_captured(["demo", "--session", str(tmp_path / "s.jsonl")])
+    status, _ = run_captured(["demo", "--session", str(tmp_path / "s.jsonl")])
     assert status == 1
-    assert out.splitlines()[-1].startswith("session failed: ")
-    assert "8000" in out.splitlines()[-1]
+    err = capsys.readouterr().err
+    assert err.startswith("aai-replay: error: session failed: ")
+    assert "8000" in err
+    assert err.count("\n") == 1
 
 
 def test_the_demo_reports_a_session_that_ends_without_termination(tmp_path: Path) -> None:
@@ -691,7 +703,7 @@ def test_the_demo_reports_a_session_that_ends_without_termination(tmp_path: Path
     )
     write_session(session, tmp_path / "quiet.jsonl")
     status, out = run_captured(["demo", "--session", str(tmp_path / "quiet.jsonl")])
-    assert (status, out.splitlines()[-1]) == (0, "session ended without a Termination")
+    assert (status, out.splitlines()[-2]) == (0, "session ended without a Termination")
 
 
 def test_the_shipped_session_is_found(sessions_dir: Path) -> None:
@@ -715,7 +727,12 @@ def test_interim_text_is_rewritten_in_place_on_a_terminal() -> None:
     printer.final("Hi, my.")
     printer.interim("and")
     printer.line("done")
-    assert out.getvalue() == ("\r\x1b[Khi\r\x1b[Khi my\r\x1b[KHi, my.\n\r\x1b[Kand\ndone\n")
+    printer.interim("so")
+    printer.finish()
+    printer.finish()
+    assert out.getvalue() == (
+        "\r\x1b[Khi\r\x1b[Khi my\r\x1b[KHi, my.\n\r\x1b[Kand\ndone\n\r\x1b[Kso\n"
+    )
     plain = io.StringIO()
     printer = _Printer(plain)
     printer.interim("hi")

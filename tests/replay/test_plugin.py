@@ -85,7 +85,7 @@ def test_the_url_fixture_takes_an_indirect_parameter(aai_replay_url: str) -> Non
         4900,
         # Cut to fit a close frame: the journal has each difference whole.
         close_reason(
-            "replay mismatch: request differs: sample_rate recorded 16000, got 8000; "
+            "request differs: sample_rate recorded 16000, got 8000; "
             "speech_model recorded universal-streaming-english, got (not sent)"
         ),
     )

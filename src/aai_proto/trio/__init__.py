@@ -10,9 +10,27 @@ package only moves its messages and keeps time. Needs the ``trio`` extra::
             ...
 """
 
-from ._audio import read_wav_format
+from typing import TYPE_CHECKING, NoReturn
+
 from ._errors import ConnectError, ConnectTimeout, HandshakeRejected
-from ._session import CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Session, open_session
+
+try:
+    from ._audio import read_wav_format
+    from ._session import CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, Session, open_session
+except ModuleNotFoundError as _exc:
+    # Without the extra the package still imports, so that the ``aai-proto`` command
+    # (``aai_proto.trio._cli``, installed with the core) can say what to install.
+    if _exc.name not in ("trio", "trio_websocket"):
+        raise
+    _MISSING_EXTRA = 'aai_proto.trio needs trio and trio-websocket: pip install "aai-proto[trio]"'
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(name: str) -> NoReturn:
+            if name in __all__:
+                raise ModuleNotFoundError(_MISSING_EXTRA, name="trio")
+            raise AttributeError(f"module 'aai_proto.trio' has no attribute {name!r}")
+
 
 __all__ = [
     "CLOSE_TIMEOUT",

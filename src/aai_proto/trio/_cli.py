@@ -7,41 +7,92 @@ is redrawn in place and each final turn gets its own line; elsewhere only the fi
 turns are written, one per line; with ``--json``, every server event is one JSON
 object per line. Status (the ``Termination`` summary) and errors go to standard
 error, errors as one line. Exit status: 0 on success, 1 on an error, 2 on a usage
-error, 130 when interrupted.
+error, 130 when interrupted, 141 when standard output is a pipe closed early
+(``| head -1``), which ends the command quietly.
+
+Strategy: :func:`main` is the one place where an exception becomes an exit status
+and one line of standard error -- whatever raised it, and however deep in trio's
+exception groups it arrived (Ctrl-C does, from inside the session's nursery). The
+module imports no trio until a session starts, so that the command, installed
+with the core, can say which extra is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import os
 import shutil
 import sys
-from typing import TextIO
-from urllib.parse import urlencode
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Final, TextIO
+from urllib.parse import quote, urlencode
 
-import trio
+import attrs
 
 from aai_proto import (
     DEFAULT_URL,
     AudioFormat,
     InvalidParameter,
+    ProtocolError,
     ServerEvent,
+    StreamingError,
     StreamingParams,
     Termination,
     Turn,
     TurnTracker,
+    __version__,
     dump_server_message,
     parse_url,
 )
+from aai_proto._adapter.sources import RAW_SUFFIXES, check_format, read_wav_format
 
-from ._audio import RAW_SUFFIXES, check_format, read_wav_format
-from ._session import Session, open_session
+from ._errors import ConnectError, HandshakeRejected
+
+if TYPE_CHECKING:
+    import trio
+
+    from ._session import Session
 
 __all__ = ["main"]
 
 _PROG = "aai-proto"
 _KEY_VARIABLE = "ASSEMBLYAI_API_KEY"
 _CLEAR_LINE = "\r\x1b[2K"
+
+# Exit statuses (README: "The aai-proto stream command").
+_FAILED: Final = 1
+_USAGE: Final = 2
+_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C stopped
+_BROKEN_PIPE: Final = 141  # 128 + SIGPIPE, as a shell reports `yes | head -1`'s yes
+
+_TRIO_MODULES: Final = frozenset({"trio", "trio_websocket"})
+_NEEDS_TRIO: Final = 'this command needs the trio extra: pip install "aai-proto[trio]"'
+_BODY_CHARS: Final = 200  # of a rejected upgrade's body, shown on the error line
+
+# Every parameter name the core reads from a URL, for "did you mean" hints.
+_KNOWN_PARAMS: Final = tuple(
+    field.name for field in attrs.fields(StreamingParams) if "kind" in field.metadata
+)
+
+
+def _group_types() -> tuple[type[BaseException], ...]:
+    """``BaseExceptionGroup``: built in from Python 3.11; before, trio's backport (and
+    without trio, nothing can raise a group)."""
+    import builtins
+    import importlib
+
+    group = getattr(builtins, "BaseExceptionGroup", None)
+    if group is None:
+        try:
+            group = importlib.import_module("exceptiongroup").BaseExceptionGroup
+        except ImportError:
+            return ()
+    return (group,)
+
+
+_GROUPS: Final = _group_types()
 
 
 def _param(text: str) -> tuple[str, str]:
@@ -58,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=_PROG, description="AssemblyAI Universal Streaming v3 from the command line."
     )
+    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     stream = commands.add_parser(
         "stream",
@@ -165,21 +217,28 @@ async def _stream(
     args: argparse.Namespace, params: StreamingParams, display: _Display
 ) -> tuple[str, Termination | None]:
     """Stream the file, showing events as they come; return the session id and its end."""
+    import trio
+
+    from ._session import open_session
+
     api_key = args.api_key or (None if args.token else os.environ.get(_KEY_VARIABLE) or None)
     async with open_session(params, api_key=api_key, token=args.token, url=args.url) as session:
         # One task shows events as they come; this one sends. Failures are recorded,
-        # not raised, so that no exception group reaches main().
+        # not raised, so that no exception group reaches main() (but Ctrl-C does).
         errors: list[Exception] = []
         termination = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_show_events, session, display, errors, nursery.cancel_scope)
-            try:
-                await session.stream_file(args.audio, realtime=args.realtime)
-                termination = await session.terminate()
-            except Exception as exc:
-                errors.insert(0, exc)
-                await session.aclose()  # the events before the failure are still shown
-        display.finish()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_show_events, session, display, errors, nursery.cancel_scope)
+                try:
+                    await session.stream_file(args.audio, realtime=args.realtime)
+                    termination = await session.terminate()
+                except Exception as exc:
+                    errors.insert(0, exc)
+                    await session.aclose()  # the events before the failure are still shown
+        finally:
+            with contextlib.suppress(OSError):  # standard output may be what failed
+                display.finish()
         if errors:
             raise errors[0]
         return session.session_id, termination
@@ -202,47 +261,138 @@ async def _show_events(
         return
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+def _warn_unknown_params(params: StreamingParams) -> None:
+    """Name each parameter the core does not know, with the known one it most resembles."""
+    for name in params.extra:
+        close = difflib.get_close_matches(name, _KNOWN_PARAMS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        _say(
+            f"warning: {name!r} is not a parameter aai-proto knows{hint}; "
+            "it is sent as given, and the service ignores parameters it does not know"
+        )
+
+
+def _run(argv: list[str] | None, secrets: list[str]) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error already printed
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
         return 0 if exc.code is None else int(exc.code)
-    if args.url == DEFAULT_URL and not (
-        args.api_key or args.token or os.environ.get(_KEY_VARIABLE)
-    ):
-        print(
-            f"{_PROG}: error: no API key: give --api-key or --token, or set {_KEY_VARIABLE}",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        fmt = _file_format(args.audio)
-        params = _params(args.param, fmt)
-        if fmt is not None:
-            check_format(args.audio, fmt, AudioFormat.from_params(params))
-        display = _Display(sys.stdout, json_lines=args.json, format_turns=bool(params.format_turns))
-        session_id, termination = trio.run(_stream, args, params, display)
-    except InvalidParameter as exc:
-        print(f"{_PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{_PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        print(f"{_PROG}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    env_key = os.environ.get(_KEY_VARIABLE)
+    secrets += [s for s in (args.api_key, args.token, env_key) if s]
+    if args.url == DEFAULT_URL and not (args.api_key or args.token or env_key):
+        _say(f"error: no API key: give --api-key or --token, or set {_KEY_VARIABLE}")
+        return _USAGE
+    import trio  # the first thing that needs the extra
+
+    fmt = _file_format(args.audio)
+    params = _params(args.param, fmt)
+    if fmt is not None:
+        check_format(args.audio, fmt, AudioFormat.from_params(params))
+    _warn_unknown_params(params)
+    display = _Display(sys.stdout, json_lines=args.json, format_turns=bool(params.format_turns))
+    session_id, termination = trio.run(_stream, args, params, display)
     if termination is None:
-        print(
-            f"{_PROG}: error: session {session_id} ended without Termination; "
-            "the last transcripts may be missing",
-            file=sys.stderr,
+        _say(
+            f"error: session {session_id} ended without Termination; "
+            "the last transcripts may be missing"
         )
-        return 1
-    print(
-        f"{_PROG}: session {session_id} ended: {termination.audio_duration_seconds} s of audio, "
-        f"{termination.session_duration_seconds} s session",
-        file=sys.stderr,
+        return _FAILED
+    _say(
+        f"session {session_id} ended: {termination.audio_duration_seconds} s of audio, "
+        f"{termination.session_duration_seconds} s session"
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status. Raises nothing."""
+    secrets: list[str] = []  # credentials given: masked wherever they would be printed
+    try:
+        status = _run(argv, secrets)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+    except BaseException as exc:  # the one place that turns exceptions into statuses
+        return _exit_status(exc, secrets)
+    return status
+
+
+# -- errors as one line ---------------------------------------------------------------
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside ``exc``'s (nested) exception groups, or ``exc`` itself."""
+    if isinstance(exc, _GROUPS):
+        inner: tuple[BaseException, ...] = getattr(exc, "exceptions", ())
+        return [leaf for each in inner for leaf in _leaves(each)]
+    return [exc]
+
+
+def _exit_status(exc: BaseException, secrets: Iterable[str]) -> int:
+    leaves = _leaves(exc) or [exc]
+    if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+        _say("interrupted")
+        return _INTERRUPTED
+    if any(isinstance(leaf, BrokenPipeError) for leaf in leaves):
+        _silence_stdout()
+        return _BROKEN_PIPE
+    first = leaves[0]
+    _say("error: " + _describe(first), secrets)
+    return _USAGE if isinstance(first, InvalidParameter) else _FAILED
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, in words: the exception's own message, without its class name."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name in _TRIO_MODULES:
+        return _NEEDS_TRIO
+    if isinstance(exc, HandshakeRejected):
+        body = _one_line(exc.body.decode("utf-8", "replace"), _BODY_CHARS)
+        return f"{exc}: {body}" if body else str(exc)
+    if isinstance(exc, OSError):
+        return _describe_os_error(exc)
+    text = str(exc)
+    if isinstance(exc, (ValueError, ProtocolError, StreamingError, ConnectError)) and text:
+        return text
+    # Not one of the failures this command expects: the class name helps a bug report.
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _describe_os_error(exc: OSError) -> str:
+    name = exc.filename
+    if name is None:
+        return exc.strerror or str(exc)
+    if isinstance(exc, FileNotFoundError):
+        return f"no such file: {name}"
+    if isinstance(exc, IsADirectoryError):
+        return f"{name} is a directory, not a file"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {name}"
+    return f"{name}: {exc.strerror or exc}"
+
+
+def _one_line(text: str, limit: int) -> str:
+    shown = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _say(message: str, secrets: Iterable[str] = ()) -> None:
+    """Write ``aai-proto: MESSAGE`` to standard error as one line, credentials masked."""
+    line = " ".join(message.splitlines())
+    for secret in secrets:
+        for form in {secret, quote(secret, safe="")}:
+            line = line.replace(form, "***")
+    with contextlib.suppress(OSError, ValueError):  # standard error may be gone as well
+        print(f"{_PROG}: {line}", file=sys.stderr, flush=True)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device: its pipe is closed, and the
+    interpreter's final flush must not fail (and print a traceback) on its way out."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file: nothing will flush to it
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)

@@ -1,0 +1,158 @@
+"""``aai-proto`` as a real process: Ctrl-C, a closed pipe, and an install without trio.
+
+Each test runs the command with ``sys.executable`` in a subprocess (the only way to
+send it a real SIGINT, or to give it a real pipe whose read end is gone), against an
+``aai-replay serve`` subprocess on 127.0.0.1, port 0. Every wait is bounded, and
+every process a test starts is stopped by the ``processes`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SESSION = ROOT / "fixtures" / "sessions" / "universal-format-turns.jsonl"
+AUDIO = ROOT / "fixtures" / "audio" / "universal-format-turns.wav"
+REPLAY = [sys.executable, "-c", "from aai_replay._cli import main; main()"]
+STREAM = [sys.executable, "-m", "aai_proto.trio", "stream"]
+# As if trio and trio-websocket were not installed: importing them raises ImportError.
+NO_TRIO = "import sys; sys.modules['trio'] = None; sys.modules['trio_websocket'] = None; "
+EXTRA = 'pip install "aai-proto[trio]"'
+TIMEOUT = 60
+
+Processes = list["subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("AAI_REPLAY_API_KEY", "ASSEMBLYAI_API_KEY", "PYTHONUNBUFFERED"):
+        env.pop(name, None)
+    env["PYTHONWARNINGS"] = "error"
+    return env
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    """Processes a test starts; any still running at its end are killed."""
+    started: Processes = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=TIMEOUT)
+
+
+def popen(
+    processes: Processes, argv: list[str], env: dict[str, str], stdout: int = subprocess.PIPE
+) -> subprocess.Popen[str]:
+    process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
+    processes.append(process)
+    return process
+
+
+def read_line(stream: IO[str] | None, what: str) -> str:
+    """The next line of ``stream``, waiting at most TIMEOUT seconds."""
+    assert stream is not None
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True)
+    reader.start()
+    try:
+        line = lines.get(timeout=TIMEOUT)
+    except queue.Empty:  # pragma: no cover - a process that hangs
+        pytest.fail(f"no {what} within {TIMEOUT} s")
+    assert line, f"the process ended before printing {what}"
+    return line.rstrip("\n")
+
+
+def serve(processes: Processes, env: dict[str, str]) -> str:
+    """Start ``aai-replay serve`` on the shipped session; return its URL."""
+    server = popen(processes, [*REPLAY, "serve", str(SESSION)], env)
+    return read_line(server.stdout, "URL")
+
+
+def test_ctrl_c_mid_stream_exits_130_without_a_traceback(
+    processes: Processes, env: dict[str, str]
+) -> None:
+    url = serve(processes, env)
+    client = popen(processes, [*STREAM, str(AUDIO), "--url", url, "--realtime", "--json"], env)
+    assert '"type":"Begin"' in read_line(client.stdout, "Begin")  # streaming has started
+    client.send_signal(signal.SIGINT)
+    _, err = client.communicate(timeout=TIMEOUT)
+    assert "Traceback" not in err
+    assert (client.returncode, err) == (130, "aai-proto: interrupted\n")
+
+
+def test_a_closed_pipe_ends_the_stream_quietly(processes: Processes, env: dict[str, str]) -> None:
+    url = serve(processes, env)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `| head -1` that has already gone
+    try:
+        client = popen(
+            processes, [*STREAM, str(AUDIO), "--url", url, "--json"], env, stdout=write_end
+        )
+    finally:
+        os.close(write_end)
+    _, err = client.communicate(timeout=TIMEOUT)
+    assert (client.returncode, err) == (141, "")
+
+
+def run_without_trio(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", NO_TRIO + code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def test_without_trio_the_command_names_the_extra(env: dict[str, str]) -> None:
+    # The console script imports aai_proto.trio._cli:main: that import must work.
+    argv = ["stream", str(AUDIO), "--url", "ws://127.0.0.1:9/v3/ws"]
+    result = run_without_trio(
+        f"from aai_proto.trio._cli import main; sys.exit(main({argv!r}))", env
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"aai-proto: error: this command needs the trio extra: {EXTRA}\n"
+    # Help needs no trio.
+    result = run_without_trio("from aai_proto.trio._cli import main; main(['--help'])", env)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("usage: aai-proto")
+
+
+def test_without_trio_the_package_says_what_to_install(env: dict[str, str]) -> None:
+    result = run_without_trio("from aai_proto.trio import open_session", env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"ModuleNotFoundError: aai_proto.trio needs trio and trio-websocket: {EXTRA}"
+    )
+
+
+def test_version(env: dict[str, str]) -> None:
+    from aai_proto import __version__
+
+    result = subprocess.run(
+        [sys.executable, "-m", "aai_proto.trio", "--version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        f"aai-proto {__version__}\n",
+        "",
+    )
