@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final, NoReturn, TextIO
 
 from aai_proto import __version__
+from aai_proto._adapter import cli
 
 __all__ = ["main"]
 
@@ -34,12 +35,7 @@ _PROG: Final = "aai-replay"
 _API_KEY_ENV: Final = "AAI_REPLAY_API_KEY"
 
 # Exit statuses (README: "aai-replay commands"); usage errors exit with 2, from argparse.
-_FAILED: Final = 1
-_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C stopped
-_BROKEN_PIPE: Final = 141  # 128 + SIGPIPE, as a shell reports `yes | head -1`'s yes
-
-_TRIO_MODULES: Final = frozenset({"trio", "trio_websocket"})
-_NEEDS_TRIO: Final = 'this command needs the trio extra: pip install "aai-proto[trio]"'
+_FAILED: Final = cli.FAILED
 
 
 class _Failure(Exception):
@@ -363,7 +359,7 @@ def _run_until_signal(
             published.remove()
     if failure is None:
         return
-    cause = _leaves(failure)[0]
+    cause = cli.leaves(failure)[0]
     if isinstance(cause, OSError) and cause.filename is None:
         raise _Failure(f"can't listen on {where}: {cause.strerror or cause}") from None
     if isinstance(cause, OSError):
@@ -559,11 +555,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> NoR
         status = run(argv, out=out)
     except SystemExit as exc:  # argparse: --help, --version, a usage error
         status = exc.code
-    try:
-        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
-    except BrokenPipeError:
-        _silence_stdout()
-        status = _BROKEN_PIPE
+    status = cli.flush_stdout() or status
     sys.exit(status)
 
 
@@ -591,48 +583,19 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
 # -- errors as one line ---------------------------------------------------------------
 
 
-def _group_types() -> tuple[type[BaseException], ...]:
-    """``BaseExceptionGroup``: built in from Python 3.11; before, trio's backport (and
-    without trio, nothing can raise a group)."""
-    import builtins
-    import importlib
-
-    group = getattr(builtins, "BaseExceptionGroup", None)
-    if group is None:
-        try:
-            group = importlib.import_module("exceptiongroup").BaseExceptionGroup
-        except ImportError:
-            return ()
-    return (group,)
-
-
-_GROUPS: Final = _group_types()
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    """The exceptions inside ``exc``'s (nested) exception groups, or ``exc`` itself."""
-    if isinstance(exc, _GROUPS):
-        inner: tuple[BaseException, ...] = getattr(exc, "exceptions", ())
-        return [leaf for each in inner for leaf in _leaves(each)]
-    return [exc]
-
-
 def _exit_status(exc: BaseException, secrets: Iterable[str]) -> int:
-    leaves = _leaves(exc) or [exc]
-    if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
-        _say("interrupted")
-        return _INTERRUPTED
-    if any(isinstance(leaf, BrokenPipeError) for leaf in leaves):
-        _silence_stdout()
-        return _BROKEN_PIPE
+    leaves = cli.leaves(exc)
+    status = cli.signal_status(leaves, _say)
+    if status is not None:
+        return status
     _say("error: " + _describe(leaves[0]), secrets)
     return _FAILED
 
 
 def _describe(exc: BaseException) -> str:
     """What went wrong, in words: the exception's own message, without its class name."""
-    if isinstance(exc, ModuleNotFoundError) and exc.name in _TRIO_MODULES:
-        return _NEEDS_TRIO
+    if cli.needs_trio(exc):
+        return cli.NEEDS_TRIO
     if isinstance(exc, OSError):
         name = exc.filename
         problem = exc.strerror or str(exc)
@@ -646,22 +609,4 @@ def _describe(exc: BaseException) -> str:
 
 def _say(message: str, secrets: Iterable[str] = ()) -> None:
     """Write ``aai-replay: MESSAGE`` to standard error as one line, credentials masked."""
-    line = " ".join(message.splitlines())
-    for secret in secrets:
-        line = line.replace(secret, "***")
-    with contextlib.suppress(OSError, ValueError):  # standard error may be gone as well
-        print(f"{_PROG}: {line}", file=sys.stderr, flush=True)
-
-
-def _silence_stdout() -> None:
-    """Point standard output at the null device: its pipe is closed, and the
-    interpreter's final flush must not fail (and print a traceback) on its way out."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # not a file: nothing will flush to it
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
+    cli.say(_PROG, message, secrets)

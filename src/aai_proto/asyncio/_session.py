@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Final, TypeVar, final
+from typing import Final, TypeVar, final
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -33,14 +32,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from aai_proto import (
     DEFAULT_URL,
     DEFAULT_USER_AGENT,
-    AudioFormat,
     Begin,
     Client,
     ConnectionClosed,
     Input,
     RemoteProtocolError,
     ServerEvent,
-    State,
     StreamingError,
     StreamingParams,
     TailPolicy,
@@ -50,6 +47,7 @@ from aai_proto import (
     redact_url,
 )
 from aai_proto._adapter.errors import ConnectError, ConnectTimeout, HandshakeRejected
+from aai_proto._adapter.session import SessionBase, check_options
 from aai_proto._adapter.sources import Chunk, Chunks, file_chunks, pace
 from aai_proto._adapter.target import Target
 
@@ -89,7 +87,7 @@ async def _within(seconds: float, awaitable: Awaitable[_T]) -> tuple[bool, _T | 
         return False, None
 
 
-class Session:
+class Session(SessionBase):
     """One open streaming session. Made by :func:`open_session`, not directly.
 
     The same as ``aai_proto.trio.Session`` (see the README), on asyncio: iterate it
@@ -126,57 +124,7 @@ class Session:
         self._terminated: asyncio.Event | None = None  # terminate() was called; set when done
         self._reader: asyncio.Task[None] | None = None
 
-    # -- what the session knows ----------------------------------------------------
-
-    @property
-    def begin(self) -> Begin:
-        """The server's ``Begin`` event (``open_session`` waits for it)."""
-        begin = self._client.begin
-        assert begin is not None, "open_session returns only once Begin came"
-        return begin
-
-    @property
-    def session_id(self) -> str:
-        """The session's id, from ``Begin``."""
-        return self.begin.id
-
-    @property
-    def state(self) -> State:
-        """The core client's :class:`~aai_proto.State`."""
-        return self._client.state
-
-    @property
-    def audio_format(self) -> AudioFormat:
-        """The format of the audio this session carries."""
-        return self._client.audio_format
-
-    @property
-    def termination(self) -> Termination | None:
-        """The ``Termination`` event, once received."""
-        return self._client.termination
-
-    # -- actions --------------------------------------------------------------------
-
-    async def send_audio(self, data: bytes | bytearray | memoryview) -> None:
-        """Send audio of any length: it leaves in frames of ``chunk_ms``, the rest waits.
-
-        Waits while the connection cannot take more (backpressure). If this call is
-        cancelled while frames are still to go, the connection is closed at once
-        and later calls raise :class:`BrokenSessionError`.
-        """
-        await self._act(lambda: self._client.send_audio(data))
-
-    async def force_endpoint(self) -> None:
-        """Send ``ForceEndpoint``: end the current turn now."""
-        await self._act(self._client.force_endpoint)
-
-    async def keep_alive(self) -> None:
-        """Send ``KeepAlive``: reset the server's inactivity clock."""
-        await self._act(self._client.keep_alive)
-
-    async def update_configuration(self, **fields: Any) -> None:
-        """Send ``UpdateConfiguration`` with these settings (``ValueError`` if invalid)."""
-        await self._act(lambda: self._client.update_configuration(**fields))
+    # -- actions of its own (the others are SessionBase's) ----------------------------
 
     async def stream(self, source: Chunks, *, realtime: bool = True) -> None:
         """Send the audio of ``source``, an iterable (or async iterable) of byte chunks.
@@ -240,10 +188,6 @@ class Session:
             # The server closed normally as Terminate went out: no failure, says the core.
         await self._finished.wait()
 
-    def _terminate_if_open(self) -> None:
-        if self._client.allows(Input.TERMINATE):
-            self._client.terminate()
-
     async def aclose(self) -> None:
         """Close the connection now, without ``Terminate`` (the server ends the session).
 
@@ -291,22 +235,10 @@ class Session:
 
     # -- internals ------------------------------------------------------------------
 
-    def _raise_failure(self) -> None:
-        failure = self._client.failure
-        if failure is not None:
-            self._failure_seen = True
-            # A fresh exception each time, so that tracebacks do not pile up on one.
-            raise copy.copy(failure) from failure
-
-    def _broken(self) -> bool:
-        return self._client.state is State.BROKEN
-
-    def _check(self) -> None:
-        self._raise_failure()
-        if self._broken():
-            raise BrokenSessionError(
-                "a send was cancelled midway, so the session's connection was closed"
-            )
+    def _broken_error(self) -> Exception:
+        return BrokenSessionError(
+            "a send was cancelled midway, so the session's connection was closed"
+        )
 
     def _drain(self) -> None:
         # The session is ending: read on past the buffer's bound so that its end
@@ -437,16 +369,11 @@ def open_session(
     headers = build_headers(api_key=api_key, token=token, user_agent=user_agent)
     full_url = build_url(params, base_url=url)
     target = Target.from_url(full_url, shown=redact_url(url))
-    for name, value in (
-        ("terminate_timeout", terminate_timeout),
-        ("connect_timeout", connect_timeout),
-    ):
-        if type(value) not in (int, float) or not value >= 0:
-            raise ValueError(f"{name} must be a number of seconds, at least 0; got {value!r}")
-    if type(max_buffered_events) is not int or max_buffered_events < 1:
-        raise ValueError(
-            f"max_buffered_events must be a positive integer; got {max_buffered_events!r}"
-        )
+    check_options(
+        terminate_timeout=terminate_timeout,
+        connect_timeout=connect_timeout,
+        max_buffered_events=max_buffered_events,
+    )
 
     async def open_() -> Session:
         ws = await _connect(full_url, target, headers)

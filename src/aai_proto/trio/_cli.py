@@ -46,6 +46,7 @@ from aai_proto import (
     dump_server_message,
     parse_url,
 )
+from aai_proto._adapter import cli
 from aai_proto._adapter.sources import RAW_SUFFIXES, check_format, read_wav_format
 
 from ._errors import ConnectError, HandshakeRejected
@@ -61,38 +62,15 @@ _PROG = "aai-proto"
 _KEY_VARIABLE = "ASSEMBLYAI_API_KEY"
 _CLEAR_LINE = "\r\x1b[2K"
 
-# Exit statuses (README: "The aai-proto stream command").
-_FAILED: Final = 1
-_USAGE: Final = 2
-_INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C stopped
-_BROKEN_PIPE: Final = 141  # 128 + SIGPIPE, as a shell reports `yes | head -1`'s yes
-
-_TRIO_MODULES: Final = frozenset({"trio", "trio_websocket"})
-_NEEDS_TRIO: Final = 'this command needs the trio extra: pip install "aai-proto[trio]"'
+# Exit statuses (README: "The aai-proto stream command"): 0, 1, 2, 130 and 141.
+_FAILED: Final = cli.FAILED
+_USAGE: Final = cli.USAGE
 _BODY_CHARS: Final = 200  # of a rejected upgrade's body, shown on the error line
 
 # Every parameter name the core reads from a URL, for "did you mean" hints.
 _KNOWN_PARAMS: Final = tuple(
     field.name for field in attrs.fields(StreamingParams) if "kind" in field.metadata
 )
-
-
-def _group_types() -> tuple[type[BaseException], ...]:
-    """``BaseExceptionGroup``: built in from Python 3.11; before, trio's backport (and
-    without trio, nothing can raise a group)."""
-    import builtins
-    import importlib
-
-    group = getattr(builtins, "BaseExceptionGroup", None)
-    if group is None:
-        try:
-            group = importlib.import_module("exceptiongroup").BaseExceptionGroup
-        except ImportError:
-            return ()
-    return (group,)
-
-
-_GROUPS: Final = _group_types()
 
 
 def _param(text: str) -> tuple[str, str]:
@@ -310,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     secrets: list[str] = []  # credentials given: masked wherever they would be printed
     try:
         status = _run(argv, secrets)
-        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        status = cli.flush_stdout() or status
     except BaseException as exc:  # the one place that turns exceptions into statuses
         return _exit_status(exc, secrets)
     return status
@@ -319,22 +297,11 @@ def main(argv: list[str] | None = None) -> int:
 # -- errors as one line ---------------------------------------------------------------
 
 
-def _leaves(exc: BaseException) -> list[BaseException]:
-    """The exceptions inside ``exc``'s (nested) exception groups, or ``exc`` itself."""
-    if isinstance(exc, _GROUPS):
-        inner: tuple[BaseException, ...] = getattr(exc, "exceptions", ())
-        return [leaf for each in inner for leaf in _leaves(each)]
-    return [exc]
-
-
 def _exit_status(exc: BaseException, secrets: Iterable[str]) -> int:
-    leaves = _leaves(exc) or [exc]
-    if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
-        _say("interrupted")
-        return _INTERRUPTED
-    if any(isinstance(leaf, BrokenPipeError) for leaf in leaves):
-        _silence_stdout()
-        return _BROKEN_PIPE
+    leaves = cli.leaves(exc)
+    status = cli.signal_status(leaves, _say)
+    if status is not None:
+        return status
     first = leaves[0]
     _say("error: " + _describe(first), secrets)
     return _USAGE if isinstance(first, InvalidParameter) else _FAILED
@@ -342,31 +309,18 @@ def _exit_status(exc: BaseException, secrets: Iterable[str]) -> int:
 
 def _describe(exc: BaseException) -> str:
     """What went wrong, in words: the exception's own message, without its class name."""
-    if isinstance(exc, ModuleNotFoundError) and exc.name in _TRIO_MODULES:
-        return _NEEDS_TRIO
+    if cli.needs_trio(exc):
+        return cli.NEEDS_TRIO
     if isinstance(exc, HandshakeRejected):
         body = _one_line(exc.body.decode("utf-8", "replace"), _BODY_CHARS)
         return f"{exc}: {body}" if body else str(exc)
     if isinstance(exc, OSError):
-        return _describe_os_error(exc)
+        return cli.describe_os_error(exc)
     text = str(exc)
     if isinstance(exc, (ValueError, ProtocolError, StreamingError, ConnectError)) and text:
         return text
     # Not one of the failures this command expects: the class name helps a bug report.
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _describe_os_error(exc: OSError) -> str:
-    name = exc.filename
-    if name is None:
-        return exc.strerror or str(exc)
-    if isinstance(exc, FileNotFoundError):
-        return f"no such file: {name}"
-    if isinstance(exc, IsADirectoryError):
-        return f"{name} is a directory, not a file"
-    if isinstance(exc, PermissionError):
-        return f"permission denied: {name}"
-    return f"{name}: {exc.strerror or exc}"
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -375,24 +329,6 @@ def _one_line(text: str, limit: int) -> str:
 
 
 def _say(message: str, secrets: Iterable[str] = ()) -> None:
-    """Write ``aai-proto: MESSAGE`` to standard error as one line, credentials masked."""
-    line = " ".join(message.splitlines())
-    for secret in secrets:
-        for form in {secret, quote(secret, safe="")}:
-            line = line.replace(form, "***")
-    with contextlib.suppress(OSError, ValueError):  # standard error may be gone as well
-        print(f"{_PROG}: {line}", file=sys.stderr, flush=True)
-
-
-def _silence_stdout() -> None:
-    """Point standard output at the null device: its pipe is closed, and the
-    interpreter's final flush must not fail (and print a traceback) on its way out."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # not a file: nothing will flush to it
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
+    """Write ``aai-proto: MESSAGE`` to standard error as one line, credentials masked
+    (as given and as a URL carries them)."""
+    cli.say(_PROG, message, [f for s in secrets for f in {s, quote(s, safe="")}])
