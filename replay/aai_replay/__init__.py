@@ -16,7 +16,7 @@ Everything public is importable from here; the ``_``-modules are private.
   :class:`Departure` findings.
 - :func:`synthesize`: a plausible session made from audio and its transcript;
   :func:`record`: a proxy to the real service that writes the sessions it carries
-  (trio, imported on first use).
+  (trio, imported on first use; :class:`OutputPathError` when it cannot write).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from ._session import (
 from ._synth import SpeechRegion, SynthesisError, audio_ref_for, detect_speech, synthesize
 
 if TYPE_CHECKING:
-    from ._record import record, session_path
+    from ._record import OutputPathError, record, session_path
     from ._server import ReplayServer, open_replay_server
     from ._thread import BackgroundReplayServer
 
@@ -88,6 +88,7 @@ __all__ = [
     "Faults",
     "Finding",
     "Header",
+    "OutputPathError",
     "Pacing",
     "RecordedSession",
     "Replay",
@@ -130,6 +131,7 @@ _LAZY = {
     "open_replay_server": "._server",
     "BackgroundReplayServer": "._thread",
     "record": "._record",
+    "OutputPathError": "._record",
     "session_path": "._record",
 }
 

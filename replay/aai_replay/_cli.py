@@ -72,6 +72,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _send_timeout(text: str) -> float | None:
+    if text == "off":
+        return None
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds > 0, or off")
+    return value
+
+
 def _speed(text: str) -> float:
     try:
         value = float(text)
@@ -204,6 +213,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write one JSON line per connection as it ends: the request, parameters, audio, "
         "client and server messages, close, violations and departures (no credentials)",
+    )
+    serve.add_argument(
+        "--send-timeout",
+        type=_send_timeout,
+        default=60.0,
+        metavar="SECONDS",
+        help="drop a client that takes nothing of what the server sends for this long "
+        "(default 60; off: never)",
     )
     serve.add_argument(
         "--timing-log",
@@ -430,6 +447,7 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             api_key=api_key,
             faults=_faults(args),
             keep_journal=False,  # a long-running server: --journal writes it out instead
+            send_timeout=args.send_timeout,
         )
     except ValueError as exc:
         raise _Failure(str(exc)) from None

@@ -255,6 +255,38 @@ def test_a_port_out_of_range_is_a_usage_error(
     assert f"argument --port: expected a port number from 0 to 65535, got {port}" in err
 
 
+@pytest.mark.parametrize(("given", "expected"), [(None, 60.0), ("0.5", 0.5), ("off", None)])
+def test_send_timeout_reaches_the_server(
+    given: str | None, expected: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import aai_replay._server
+
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_server(*args: object, **options: object) -> None:
+        seen.update(options)
+        raise Stop
+
+    monkeypatch.setattr(aai_replay._server, "ReplayServer", fake_server)
+    session = str(ROOT / "fixtures" / "sessions" / "u3-pro.jsonl")
+    argv = ["serve", session] + (["--send-timeout", given] if given else [])
+    assert run(argv) == 1  # Stop: an unexpected error, one line
+    assert seen["send_timeout"] == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "soon"])
+def test_send_timeout_must_be_positive_or_off(
+    text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        run(["serve", "s.jsonl", "--send-timeout", text])
+    assert info.value.code == 2
+    assert "argument --send-timeout" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_the_global_options_go_before_or_after_the_command(
     where: str, monkeypatch: pytest.MonkeyPatch
