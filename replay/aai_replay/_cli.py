@@ -198,7 +198,14 @@ def _parser() -> argparse.ArgumentParser:
         "Prints the URL on the first line of stdout once listening; stops on "
         "SIGINT or SIGTERM.",
     )
-    serve.add_argument("session", type=Path, metavar="SESSION.jsonl")
+    serve.add_argument(
+        "session",
+        nargs="+",
+        metavar="SESSION",
+        help="a session file or a shipped session's name (see 'aai-replay list'), served to "
+        "every connection; several: a scenario, one per connection in order; or a "
+        "scenario manifest (NAME.scenario.json, see docs/scenario-format.md)",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=_port, default=0, help="0: any free port")
     _url_file_option(serve)
@@ -241,6 +248,8 @@ def _parser() -> argparse.ArgumentParser:
     info = add_command("info", help="summarize a session file")
     info.add_argument("file", type=Path, metavar="FILE")
 
+    add_command("list", help="list the shipped sessions, by name, with their descriptions")
+
     demo = add_command(
         "demo",
         help="replay a shipped session through aai_proto.trio and print the transcript",
@@ -250,9 +259,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--session",
-        type=Path,
-        metavar="SESSION.jsonl",
-        help="the session to replay (default: the shipped format_turns one)",
+        metavar="SESSION",
+        help="the session to replay: a file or a shipped session's name "
+        "(default: the shipped format_turns one)",
     )
     pace = demo.add_mutually_exclusive_group()
     pace.add_argument(
@@ -420,15 +429,49 @@ def _warn_of_options_without_effect(args: argparse.Namespace) -> None:
             _say(f"warning: {option} has no effect without {other}")
 
 
-def _load(path: Path) -> Any:
+def _load(spec: str | Path) -> Any:
+    """A session file, or a shipped session by name."""
     from ._session import SessionFormatError, load_session
+    from ._shipped import resolve_session
 
+    try:
+        path = resolve_session(spec)
+    except FileNotFoundError as exc:  # a bare name, neither a file nor a shipped session
+        raise _Failure(str(exc)) from None
     try:
         return load_session(path)
     except SessionFormatError as exc:
         raise _Failure(str(exc)) from None
     except OSError as exc:
-        raise _Failure(f"can't read {str(path)!r}: {exc.strerror}") from None
+        raise _Failure(f"can't read {str(spec)!r}: {exc.strerror}") from None
+
+
+def _served(specs: list[str]) -> Any:
+    """What ``serve`` serves: one session, a scenario manifest, or several sessions in order."""
+    from ._scenario import SCENARIO_SUFFIX, Scenario, ScenarioFormatError, load_scenario
+
+    if len(specs) == 1 and specs[0].endswith(SCENARIO_SUFFIX):
+        try:
+            return load_scenario(specs[0])
+        except ScenarioFormatError as exc:
+            raise _Failure(str(exc)) from None
+        except OSError as exc:
+            raise _Failure(f"can't read {specs[0]!r}: {exc.strerror}") from None
+    if len(specs) == 1:
+        return _load(specs[0])
+    return Scenario(entries=[_load(spec) for spec in specs], name=f"{len(specs)} sessions")
+
+
+def _list(args: argparse.Namespace, out: TextIO) -> int:
+    from ._shipped import shipped_sessions
+
+    sessions = shipped_sessions()
+    if not sessions:
+        raise _Failure("no shipped sessions are installed")
+    width = max(len(s.name) for s in sessions)
+    for session in sessions:
+        out.write(f"{session.name:<{width}}  {session.description or ''}".rstrip() + "\n")
+    return 0
 
 
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -438,7 +481,7 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     _warn_of_options_without_effect(args)
     try:
         server = ReplayServer(
-            _load(args.session),
+            _served(args.session),
             host=args.host,
             port=args.port,
             pacing=args.pacing,
@@ -560,6 +603,7 @@ _COMMANDS = {
     "serve": _serve,
     "check": _check,
     "info": _info,
+    "list": _list,
     "demo": _demo,
     "record": _record,
     "synth": _synth,

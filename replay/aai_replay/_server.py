@@ -52,11 +52,20 @@ import wsproto.utilities
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 from wsproto.frame_protocol import CloseReason
 
+from aai_proto import ClientChecker
+
 from ._actions import Abort, CloseConnection, Send, close_reason
 from ._connection import DEFAULT_PATH, ReplayConnection, ReplayOptions
 from ._faults import Faults
 from ._journal import CloseRecord, ConnectionRecord, JournalWriter
 from ._replay import Pacing, ReplayPlan
+from ._scenario import (
+    SCENARIO_SUFFIX,
+    Scenario,
+    ScenarioPlayer,
+    ScenarioRefusal,
+    load_scenario,
+)
 from ._session import RecordedSession, load_session
 
 __all__ = ["ReplayServer", "open_replay_server"]
@@ -314,7 +323,7 @@ class ReplayServer:
 
     def __init__(
         self,
-        session: RecordedSession | str | os.PathLike[str],
+        session: RecordedSession | Scenario | str | os.PathLike[str],
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -335,9 +344,11 @@ class ReplayServer:
             raise ValueError(
                 f"send_timeout must be a number of seconds > 0, or None; got {send_timeout!r}"
             )
-        if not isinstance(session, RecordedSession):
-            session = load_session(Path(session))
-        self.session = session
+        scenario = _scenario_of(session)
+        self.scenario = scenario
+        """The connections served: one session for all (``after_last="repeat"``), or a scenario."""
+        self.session = scenario.entries[0].session
+        """The (first) recorded session."""
         self.options = ReplayOptions(
             pacing=pacing,
             speed=speed,
@@ -345,7 +356,9 @@ class ReplayServer:
             api_key=api_key,
             faults=faults if faults is not None else Faults(),
         )
-        self.plan = ReplayPlan(session)
+        self._plans = [ReplayPlan(entry.session) for entry in scenario.entries]
+        self.plan = self._plans[0]
+        self._player = ScenarioPlayer(scenario)
         self.host = host
         self._port = port
         self.max_message_size = max_message_size
@@ -360,6 +373,22 @@ class ReplayServer:
         self._journal_lock = threading.Lock()
         self._journal: list[JournalWriter] = []
         self._requests = 0
+
+    def unplayed(self) -> list[str]:
+        """What a test that expected every recorded connection to be played should hear.
+
+        One line per entry of a scenario that no connection played (none for a
+        single session served to every connection).
+        """
+        missing = self._player.unplayed()
+        if not missing or (self.scenario.after_last == "repeat" and len(self._plans) == 1):
+            return []
+        total = len(self._plans)
+        noun = "connection" if len(missing) == 1 else "connections"
+        which = ", ".join(str(i + 1) for i in missing)
+        return [
+            f"{len(missing)} recorded {noun} not played: {which} of {total} in {self.scenario.name}"
+        ]
 
     @property
     def journal(self) -> list[ConnectionRecord]:
@@ -459,9 +488,14 @@ class ReplayServer:
             journal.closed(1006, "HTTP 404: the upgrade was refused", "server")
             self._close_journal(journal)
             return
+        chosen = self._choose(target, _authorization(request.headers))
+        if isinstance(chosen, ScenarioRefusal):
+            await self._refuse(request, target, number, chosen)
+            return
+        plan, options = chosen
         connection = ReplayConnection(
-            self.plan,
-            self.options,
+            plan,
+            options,
             target=target,
             authorization=_authorization(request.headers),
             now_unix=time.time(),
@@ -538,6 +572,42 @@ class ReplayServer:
             self._close_journal(journal)
         logger.info("connection %d: %s", number, _ending(journal.close, handshake))
 
+    def _choose(
+        self, target: str, authorization: str | None
+    ) -> tuple[ReplayPlan, ReplayOptions] | ScenarioRefusal:
+        """The recording (and options) this request plays, or why there is none.
+
+        A request the service would refuse gets the first one without counting it:
+        the connection only gets the service's answer.
+        """
+        checker = ClientChecker(api_key=self.options.api_key)
+        if checker.receive_request(target, authorization=authorization) is not None:
+            return self._plans[0], self.options
+        assert checker.params is not None
+        chosen = self._player.choose(checker.params)
+        if isinstance(chosen, ScenarioRefusal):
+            return chosen
+        index = self.scenario.entries.index(chosen)
+        options = self.options
+        if chosen.faults.active:  # the entry's own faults replace the server's
+            options = attrs.evolve(options, faults=chosen.faults)
+        return self._plans[index], options
+
+    async def _refuse(
+        self, request: Any, target: str, number: int, refusal: ScenarioRefusal
+    ) -> None:
+        """Close a connection no recorded connection is left for: journaled as a violation."""
+        journal = JournalWriter(self._next_request(), target, strict=self.options.strict)
+        self._keep(journal)
+        journal.violation(0.0, refusal.code, refusal.reason)
+        logger.info("connection %d: refused, %s", number, refusal.reason)
+        with contextlib.suppress(ConnectionClosed):
+            ws = await request.accept()
+            with trio.move_on_after(_CLOSE_TIMEOUT):
+                await ws.aclose(refusal.code, close_reason(refusal.reason))
+        journal.closed(refusal.code, close_reason(refusal.reason), "server")
+        self._close_journal(journal)
+
     async def _write(
         self,
         ws: WebSocketConnection,
@@ -598,7 +668,7 @@ class ReplayServer:
 
 @contextlib.asynccontextmanager
 async def open_replay_server(
-    session: RecordedSession | str | os.PathLike[str], **options: Any
+    session: RecordedSession | Scenario | str | os.PathLike[str], **options: Any
 ) -> AsyncIterator[ReplayServer]:
     """Run a :class:`ReplayServer` for the ``async with`` block; yields it, listening.
 
@@ -620,3 +690,15 @@ async def open_replay_server(
             nursery.cancel_scope.cancel()
     if held is not None:
         raise held
+
+
+def _scenario_of(session: RecordedSession | Scenario | str | os.PathLike[str]) -> Scenario:
+    """What a server is given, as a scenario: one session plays to every connection."""
+    if isinstance(session, Scenario):
+        return session
+    if isinstance(session, RecordedSession):
+        return Scenario(entries=[session], after_last="repeat", name="session")
+    path = Path(session)
+    if path.name.endswith(SCENARIO_SUFFIX):
+        return load_scenario(path)
+    return Scenario(entries=[load_session(path)], after_last="repeat", name=path.name)

@@ -64,17 +64,20 @@ def shipped_sessions() -> list[ShippedSession]:
 def resolve_session(spec: str | os.PathLike[str]) -> Path:
     """The session file ``spec`` means: an existing path, else a shipped session's name.
 
-    Raises ``FileNotFoundError`` naming the shipped sessions when it is neither.
+    A path with a directory in it, or a file name ending in ``.jsonl`` that is
+    neither, comes back as it is (reading it says it is missing). A bare name that
+    is neither raises ``FileNotFoundError`` naming the shipped sessions.
     """
     path = Path(spec)
-    if path.exists():
-        return path
     name = os.fspath(spec)
-    if os.sep not in name and "/" not in name:
-        stem = name[: -len(_SUFFIX)] if name.endswith(_SUFFIX) else name
-        for session in shipped_sessions():
-            if session.name == stem:
-                return session.path
+    if path.exists() or os.sep in name or "/" in name:
+        return path
+    stem = name[: -len(_SUFFIX)] if name.endswith(_SUFFIX) else name
+    for session in shipped_sessions():
+        if session.name == stem:
+            return session.path
+    if name.endswith(_SUFFIX):
+        return path
     names = ", ".join(s.name for s in shipped_sessions()) or "none are installed"
     raise FileNotFoundError(
         f"no session file {name!r}, and no shipped session of that name (shipped: {names})"

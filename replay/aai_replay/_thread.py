@@ -17,6 +17,7 @@ from typing import Any, Final, final
 import trio
 
 from ._journal import ConnectionRecord
+from ._scenario import Scenario
 from ._server import ReplayServer
 from ._session import RecordedSession
 
@@ -34,7 +35,9 @@ class BackgroundReplayServer:
     manager to do both. Arguments are those of :class:`ReplayServer`.
     """
 
-    def __init__(self, session: RecordedSession | str | os.PathLike[str], **options: Any) -> None:
+    def __init__(
+        self, session: RecordedSession | Scenario | str | os.PathLike[str], **options: Any
+    ) -> None:
         # Built here, so that a bad session or option fails in the caller's thread.
         self.server = ReplayServer(session, **options)
         self._thread: threading.Thread | None = None

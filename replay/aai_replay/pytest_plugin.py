@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from ._session import RecordedSession
     from ._thread import BackgroundReplayServer
 
 __all__ = ["aai_replay", "aai_replay_server", "aai_replay_url"]
@@ -70,9 +69,11 @@ def aai_replay_server() -> Iterator[StartReplayServer]:
     """A factory of replay servers, each stopped at the end of the test.
 
     ``aai_replay_server(session, verdict=True, **options)`` returns a started
-    :class:`~aai_replay.BackgroundReplayServer`; ``session`` is a path or a
-    :class:`~aai_replay.RecordedSession`. With ``verdict`` true, the test fails at
-    teardown if a client broke a rule on one of its connections.
+    :class:`~aai_replay.BackgroundReplayServer`; ``session`` is a path, a
+    :class:`~aai_replay.RecordedSession`, a list of them (a scenario: one per
+    connection, in order) or a :class:`~aai_replay.Scenario`. With ``verdict`` true,
+    the test fails at teardown if a client broke a rule on one of its connections,
+    or left a connection of a scenario unplayed.
     """
     from ._journal import verdict as problems_of
 
@@ -88,18 +89,26 @@ def aai_replay_server() -> Iterator[StartReplayServer]:
         # ExitStack stops every server, even when stopping one of them fails.
 
         def start(
-            session: RecordedSession | str | os.PathLike[str],
+            session: Any,
             *,
             verdict: bool = True,
             **options: Any,
         ) -> Any:
+            if isinstance(session, list | tuple):
+                from ._scenario import Scenario
+
+                session = Scenario.of(session, name=f"the test's {len(session)} sessions")
             server = servers.enter_context(BackgroundReplayServer(session, **options))
             if verdict:
                 judged.append(server)
             return server
 
         yield start
-    problems = [line for server in judged for line in problems_of(server.journal)]
+    problems = [
+        line
+        for server in judged
+        for line in [*problems_of(server.journal), *server.server.unplayed()]
+    ]
     if problems:
         listed = "".join(f"\n  {line}" for line in problems)
         pytest.fail(
@@ -124,12 +133,26 @@ def _session_argument(request: pytest.FixtureRequest, fixture: str) -> tuple[Any
             f"or parametrize {fixture} indirectly",
             pytrace=False,
         )
-    if isinstance(session, str | os.PathLike):
-        path = Path(session)
-        if not path.is_absolute():
-            path = request.config.rootpath / path
-        session = path
+    if isinstance(session, list | tuple):
+        session = [_resolve(request, item) for item in session]
+    else:
+        session = _resolve(request, session)
     return session, options
+
+
+def _resolve(request: pytest.FixtureRequest, session: Any) -> Any:
+    """A path relative to the rootdir, or the name of a shipped session (``u3-pro``)."""
+    if not isinstance(session, str | os.PathLike):
+        return session
+    path = Path(session)
+    if not path.is_absolute():
+        path = request.config.rootpath / path
+    if not path.exists():
+        from ._shipped import resolve_session
+
+        with contextlib.suppress(FileNotFoundError):  # else the loader says what is wrong
+            return resolve_session(os.fspath(session))
+    return path
 
 
 @pytest.fixture

@@ -506,3 +506,74 @@ def test_the_demo_says_what_it_does_in_one_short_line_and_what_to_try_next(
         "aai-proto stream fixtures/audio/universal-format-turns.wav --fast --url <the URL "
         "it prints>",
     ]
+
+
+# -- shipped sessions by name, several sessions, scenarios -------------------------------
+
+
+def test_list_names_every_shipped_session(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = sorted(p.stem for p in (ROOT / "fixtures" / "sessions").glob("*.jsonl"))
+    assert [line.split()[0] for line in lines] == names
+    assert any(line.startswith("u3-pro ") and "U3 (u3-rt-pro)" in line for line in lines)
+
+
+def served_by(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> object:
+    """What ``aai-replay serve`` hands the server, with the server itself faked."""
+    import aai_replay._server
+
+    seen: list[object] = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_server(session: object, **options: object) -> None:
+        seen.append(session)
+        raise Stop
+
+    monkeypatch.setattr(aai_replay._server, "ReplayServer", fake_server)
+    assert run(["serve", *argv]) == 1  # Stop: one line
+    [session] = seen
+    return session
+
+
+def test_serve_takes_a_shipped_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aai_replay import RecordedSession
+
+    session = served_by(["u3-pro"], monkeypatch)
+    assert isinstance(session, RecordedSession)
+    assert session.params.speech_model == "u3-rt-pro"
+
+
+def test_serve_takes_several_sessions_as_a_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aai_replay._scenario import Scenario
+
+    scenario = served_by(["u3-pro", "synth-plain"], monkeypatch)
+    assert isinstance(scenario, Scenario)
+    assert [e.session.params.speech_model for e in scenario.entries] == [
+        "u3-rt-pro",
+        "universal-streaming-english",
+    ]
+    assert (scenario.select, scenario.after_last) == ("order", "refuse")
+
+
+def test_serve_takes_a_manifest_and_reports_its_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from aai_replay._scenario import Scenario
+
+    manifest = tmp_path / "x.scenario.json"
+    plain = ROOT / "fixtures" / "sessions" / "synth-plain.jsonl"
+    manifest.write_text(json.dumps({"aai_scenario": 1, "connections": [{"session": str(plain)}]}))
+    assert isinstance(served_by([str(manifest)], monkeypatch), Scenario)
+    manifest.write_text('{"aai_scenario": 1}')
+    assert run(["serve", str(manifest)]) == 1
+    assert capsys.readouterr().err.endswith(f'{manifest}: "connections" must be a non-empty list\n')
+
+
+def test_an_unknown_name_lists_the_shipped_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["serve", "u3-pr0"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("aai-replay: error: no session file 'u3-pr0', and no shipped session")
+    assert "u3-pro" in err
