@@ -11,15 +11,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 from websockets.sync.client import connect
@@ -27,6 +25,13 @@ from websockets.sync.client import connect
 import aai_proto
 from aai_replay import _cli, _demo
 from aai_replay._cli import run
+from tests._processes import (
+    TIMEOUT,
+    Processes,
+    read_line,
+    started_processes,
+)
+from tests._processes import popen as start
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSIONS = ROOT / "fixtures" / "sessions"
@@ -37,9 +42,6 @@ NO_TRIO = "import sys; sys.modules['trio'] = None; sys.modules['trio_websocket']
 EXTRA = 'pip install "aai-proto[trio]"'
 NEEDS_TRIO = f"aai-replay: error: this command needs the trio extra: {EXTRA}\n"
 QUERY = "?sample_rate=16000&encoding=pcm_s16le"
-TIMEOUT = 60
-
-Processes = list["subprocess.Popen[str]"]
 
 
 @pytest.fixture
@@ -53,37 +55,13 @@ def env() -> dict[str, str]:
 
 @pytest.fixture
 def processes() -> Iterator[Processes]:
-    """Processes a test starts; any still running at its end are killed."""
-    started: Processes = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=TIMEOUT)
+    yield from started_processes()
 
 
 def popen(
     processes: Processes, argv: list[str], env: dict[str, str], stdout: int = subprocess.PIPE
 ) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [*COMMAND, *argv], stdout=stdout, stderr=subprocess.PIPE, text=True, env=env
-    )
-    processes.append(process)
-    return process
-
-
-def read_line(stream: IO[str] | None, what: str) -> str:
-    """The next line of ``stream``, waiting at most TIMEOUT seconds."""
-    assert stream is not None
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True)
-    reader.start()
-    try:
-        line = lines.get(timeout=TIMEOUT)
-    except queue.Empty:  # pragma: no cover - a process that hangs
-        pytest.fail(f"no {what} within {TIMEOUT} s")
-    assert line, f"the process ended before printing {what}"
-    return line.rstrip("\n")
+    return start(processes, [*COMMAND, *argv], env, stdout)
 
 
 def run_with_closed_stdout(

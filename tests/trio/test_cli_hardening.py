@@ -9,16 +9,21 @@ every process a test starts is stopped by the ``processes`` fixture.
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
+
+from tests._processes import (
+    TIMEOUT,
+    Processes,
+    popen,
+    read_line,
+    started_processes,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION = ROOT / "fixtures" / "sessions" / "universal-format-turns.jsonl"
@@ -28,9 +33,6 @@ STREAM = [sys.executable, "-m", "aai_proto.trio", "stream"]
 # As if trio and trio-websocket were not installed: importing them raises ImportError.
 NO_TRIO = "import sys; sys.modules['trio'] = None; sys.modules['trio_websocket'] = None; "
 EXTRA = 'pip install "aai-proto[trio]"'
-TIMEOUT = 60
-
-Processes = list["subprocess.Popen[str]"]
 
 
 @pytest.fixture
@@ -44,35 +46,7 @@ def env() -> dict[str, str]:
 
 @pytest.fixture
 def processes() -> Iterator[Processes]:
-    """Processes a test starts; any still running at its end are killed."""
-    started: Processes = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=TIMEOUT)
-
-
-def popen(
-    processes: Processes, argv: list[str], env: dict[str, str], stdout: int = subprocess.PIPE
-) -> subprocess.Popen[str]:
-    process = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
-    processes.append(process)
-    return process
-
-
-def read_line(stream: IO[str] | None, what: str) -> str:
-    """The next line of ``stream``, waiting at most TIMEOUT seconds."""
-    assert stream is not None
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True)
-    reader.start()
-    try:
-        line = lines.get(timeout=TIMEOUT)
-    except queue.Empty:  # pragma: no cover - a process that hangs
-        pytest.fail(f"no {what} within {TIMEOUT} s")
-    assert line, f"the process ended before printing {what}"
-    return line.rstrip("\n")
+    yield from started_processes()
 
 
 def serve(processes: Processes, env: dict[str, str]) -> str:
