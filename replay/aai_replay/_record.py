@@ -960,6 +960,18 @@ class _Recorder:
                 return  # the upstream is gone: the other task forwards its close
 
 
+def check_options(
+    out: str | os.PathLike[str],
+    *,
+    upstream: str = aai_proto.DEFAULT_URL,
+    save_audio: bool = False,
+    **_: object,
+) -> None:
+    """Raise what :func:`record` would raise for ``upstream`` and ``out``, without listening."""
+    _check_upstream(upstream)
+    _check_output(Path(out), save_audio)
+
+
 async def record(
     out: str | os.PathLike[str],
     *,

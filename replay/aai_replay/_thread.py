@@ -9,6 +9,7 @@ another event loop (asyncio or trio) because nothing blocks but the join.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 from types import TracebackType
@@ -21,12 +22,11 @@ from ._scenario import Scenario
 from ._server import ReplayServer
 from ._session import RecordedSession
 
-__all__ = ["BackgroundReplayServer"]
+__all__ = ["BackgroundRecorder", "BackgroundReplayServer"]
 
 _START_TIMEOUT: Final = 30.0
 
 
-@final
 class BackgroundReplayServer:
     """A :class:`ReplayServer` that runs in a background thread.
 
@@ -69,6 +69,10 @@ class BackgroundReplayServer:
         """
         return self.server.journal
 
+    def unplayed(self) -> list[str]:
+        """The recorded connections of its scenario no client played (see ReplayServer)."""
+        return self.server.unplayed()
+
     @property
     def running(self) -> bool:
         """Whether the server thread is alive."""
@@ -100,10 +104,13 @@ class BackgroundReplayServer:
         finally:
             self._ready.set()
 
+    async def _serve(self, *, task_status: trio.TaskStatus[Any]) -> None:
+        await self.server.serve(task_status=task_status)
+
     async def _main(self) -> None:
         async with trio.open_nursery() as nursery:
             try:
-                await nursery.start(self.server.serve)
+                await nursery.start(self._serve)
             except Exception as exc:  # could not listen: reported by start(), as it is
                 self._error = exc
                 return
@@ -133,3 +140,62 @@ class BackgroundReplayServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@final
+class BackgroundRecorder(BackgroundReplayServer):
+    """The recording proxy (:func:`aai_replay.record`) in a background thread.
+
+    ``start()`` returns once it listens (``url``, ``api_host``); ``stop()`` closes
+    its connections (their sessions are completed) and joins the thread. Arguments
+    are those of :func:`~aai_replay.record`; they are checked in the caller's
+    thread, before anything listens.
+    """
+
+    def __init__(  # the recorder takes the place of a replay server
+        self, out: str | os.PathLike[str], **options: Any
+    ) -> None:
+        from ._record import check_options
+
+        check_options(out, **options)
+        self._out = out
+        self._options = options
+        self._url: str | None = None
+        self._thread = None
+        self._ready = threading.Event()
+        self._token = None
+        self._scope = None
+        self._error = None
+
+    @property
+    def url(self) -> str:
+        """``ws://HOST:PORT/v3/ws``."""
+        if self._url is None:
+            raise RuntimeError("the recorder is not listening yet")
+        return self._url
+
+    @property
+    def api_host(self) -> str:
+        """``ws://HOST:PORT``, for the official SDK's ``api_host``."""
+        return self.url.removesuffix("/v3/ws")
+
+    @property
+    def port(self) -> int:
+        """The port the recorder listens on."""
+        return int(self.api_host.rsplit(":", 1)[1])
+
+    @property
+    def journal(self) -> list[ConnectionRecord]:
+        """A recorder keeps no journal: its sessions are its files."""
+        return []
+
+    def unplayed(self) -> list[str]:
+        """Nothing: a recorder plays no recording."""
+        return []
+
+    async def _serve(self, *, task_status: trio.TaskStatus[Any]) -> None:
+        from ._record import record
+
+        async with trio.open_nursery() as nursery:
+            self._url = await nursery.start(functools.partial(record, self._out, **self._options))
+            task_status.started(self._url)

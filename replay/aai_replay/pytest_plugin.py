@@ -38,19 +38,50 @@ import pytest
 if TYPE_CHECKING:
     from ._thread import BackgroundReplayServer
 
-__all__ = ["aai_replay", "aai_replay_server", "aai_replay_url"]
+__all__ = ["aai_cassette", "aai_replay", "aai_replay_server", "aai_replay_url"]
 
 MARKER = "aai_replay"
 _NEEDS_TRIO = 'the aai-replay fixtures need the trio extra: pip install "aai-proto[trio]"'
 
 
+CASSETTE = "aai_cassette"
+_UPSTREAM_ENV = "AAI_REPLAY_UPSTREAM"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The record mode (pytest-recording's names) and where recordings go."""
+    from ._cassette import RECORD_MODES
+
+    group = parser.getgroup("aai-replay", "aai-replay cassettes")
+    group.addoption(
+        "--aai-record-mode",
+        choices=RECORD_MODES,
+        default=None,
+        help="what the aai_cassette fixture does: none (replay; the default), once (record "
+        "a missing cassette), new_episodes, all (record again)",
+    )
+    group.addoption(
+        "--aai-upstream",
+        default=None,
+        metavar="URL",
+        help=f"where recording connects (default: ${_UPSTREAM_ENV}, else the service)",
+    )
+    parser.addini("aai_record_mode", "the default record mode of aai_cassette", default="none")
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``aai_replay`` marker."""
+    """Register the ``aai_replay`` and ``aai_cassette`` markers."""
     config.addinivalue_line(
         "markers",
         f"{MARKER}(session, verdict=True, **options): the recorded session (and "
         "ReplayServer options) that the aai_replay and aai_replay_url fixtures serve; "
         "verdict=False: don't fail the test for what the client did wrong",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{CASSETTE}(path=None, record_mode=None, verdict=True, **options): the cassette "
+        "of the aai_cassette fixture (default: cassettes/<module>/<test>.jsonl beside "
+        "the test file) and its record mode",
     )
 
 
@@ -105,9 +136,7 @@ def aai_replay_server() -> Iterator[StartReplayServer]:
 
         yield start
     problems = [
-        line
-        for server in judged
-        for line in [*problems_of(server.journal), *server.server.unplayed()]
+        line for server in judged for line in [*problems_of(server.journal), *server.unplayed()]
     ]
     if problems:
         listed = "".join(f"\n  {line}" for line in problems)
@@ -180,3 +209,77 @@ def aai_replay_url(request: pytest.FixtureRequest, aai_replay_server: StartRepla
         session, options = _session_argument(request, "aai_replay_url")
         server = aai_replay_server(session, **options)
     return server.url
+
+
+@pytest.fixture
+def aai_cassette(request: pytest.FixtureRequest, aai_replay_server: StartReplayServer) -> Any:
+    """The test's cassette as a server: its recorded connections replayed, or recorded.
+
+    The cassette is ``cassettes/<test module>/<test name>.jsonl`` beside the test
+    file (or the ``path`` of ``@pytest.mark.aai_cassette``, from the rootdir), with
+    the recorder's ``-2``, ``-3``... files for further connections. The record
+    mode (``--aai-record-mode``, the marker's ``record_mode``, or the ini option
+    ``aai_record_mode``; pytest-recording's names) decides: ``none`` replays, and a
+    missing cassette fails the test with the command that records it; ``once``
+    records a missing cassette through the recording proxy to the upstream
+    (``--aai-upstream``, ``$AAI_REPLAY_UPSTREAM``, else the service), else replays;
+    ``all`` records again. With ``CI`` set, recording is refused unless the mode
+    was given on the command line. Replaying, each connection plays its recorded
+    one, a connection beyond them is refused (4901), and one left unplayed fails the
+    test. Either way the fixture has ``url`` and ``api_host``.
+    """
+    from ._cassette import CassetteError, cassette_path, plan_cassette
+
+    marker = request.node.get_closest_marker(CASSETTE)
+    options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
+    given = options.pop("path", marker.args[0] if marker is not None and marker.args else None)
+    marked_mode = options.pop("record_mode", None)
+    command_line = request.config.getoption("--aai-record-mode")
+    mode = command_line or marked_mode or request.config.getini("aai_record_mode")
+    path = cassette_path(request.node.path, request.node.name, request.config.rootpath, given)
+    try:
+        plan = plan_cassette(
+            path,
+            mode,
+            ci=bool(os.environ.get("CI")),
+            explicit=command_line is not None,
+            node_id=request.node.nodeid,
+        )
+    except (CassetteError, ValueError) as exc:
+        pytest.fail(f"aai-replay: {exc}", pytrace=False)
+    if plan.record and plan.replay:
+        pytest.fail(
+            "aai-replay: record mode new_episodes is not supported yet; "
+            "use once (record a missing cassette) or all (record it again)",
+            pytrace=False,
+        )
+    if plan.replay:
+        from ._scenario import load_scenario
+
+        return aai_replay_server(load_scenario(path), **options)
+    return _recorder(request, plan.path, plan.files if plan.rewrite else (), options)
+
+
+def _recorder(
+    request: pytest.FixtureRequest, path: Path, stale: tuple[Path, ...], options: dict[str, Any]
+) -> Any:
+    try:
+        from ._thread import BackgroundRecorder
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("trio", "trio_websocket"):
+            raise
+        pytest.fail(_NEEDS_TRIO, pytrace=False)
+    from aai_proto import DEFAULT_URL
+
+    for old in stale:  # mode all: the connections are recorded anew
+        old.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    upstream = (
+        request.config.getoption("--aai-upstream") or os.environ.get(_UPSTREAM_ENV) or DEFAULT_URL
+    )
+    options.pop("verdict", None)  # the service judges a recording
+    recorder = BackgroundRecorder(
+        path, upstream=upstream, save_audio=bool(options.pop("save_audio", False))
+    )
+    request.addfinalizer(recorder.stop)
+    return recorder.start()

@@ -1,0 +1,161 @@
+"""Cassettes end to end: record a reconnecting client once, replay it forever.
+
+A local replay server stands in for the service as the upstream (no network): its
+first connection fails 1011 before ``Begin``, its second plays ``synth-plain``. The
+client under test is written with ``aai_proto.trio`` and reconnects after a
+retryable failure, as the SDKs do. pytester runs the generated test file with each
+record mode; every socket is on 127.0.0.1 and every wait bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aai_replay import BackgroundReplayServer, Faults, load_session
+from aai_replay._scenario import Scenario, ScenarioEntry
+
+pytest_plugins = ["pytester"]
+
+SESSIONS = Path(__file__).resolve().parents[2] / "fixtures" / "sessions"
+PLAIN = SESSIONS / "synth-plain.jsonl"
+
+
+def agent_test(attempts: int) -> str:
+    """A test file: an agent that streams synth-plain, retrying ``attempts`` times."""
+    audio = load_session(PLAIN).audio_path
+    return textwrap.dedent(
+        f"""
+        import trio
+        from aai_proto import StreamingError, StreamingParams, Turn
+        from aai_proto.trio import open_session
+
+        PARAMS = StreamingParams(sample_rate=16000, speech_model="universal-streaming-english")
+
+
+        async def agent(url):
+            with trio.fail_after(30):
+                return await attempts(url)
+
+
+        async def attempts(url):
+            for attempt in range({attempts}):
+                try:
+                    async with open_session(PARAMS, url=url, api_key="my-key") as live:
+                        await live.stream_file({str(audio)!r}, realtime=False)
+                        await live.terminate()
+                        return [e.transcript async for e in live
+                                if isinstance(e, Turn) and e.end_of_turn]
+                except StreamingError as exc:
+                    if not exc.retryable:
+                        raise
+            return None  # gave up quietly
+
+
+        def test_agent(aai_cassette):
+            finals = trio.run(agent, aai_cassette.url)
+            assert finals is None or len(finals) == 2
+        """
+    )
+
+
+@pytest.fixture
+def upstream() -> Iterator[BackgroundReplayServer]:
+    """The stand-in service: 1011 before Begin on the first connection, then the session."""
+    plain = load_session(PLAIN)
+    scenario = Scenario(
+        entries=[
+            ScenarioEntry(session=plain, faults=Faults(error_code=1011, error_after=0)),
+            plain,
+        ],
+        after_last="repeat",
+        name="service",
+    )
+    with BackgroundReplayServer(scenario) as server:
+        yield server
+
+
+def cassette(pytester: pytest.Pytester) -> Path:
+    return pytester.path / "cassettes" / "test_agent" / "test_agent.jsonl"
+
+
+def run(pytester: pytest.Pytester, *args: str, ci: bool = False) -> pytest.RunResult:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("AAI_REPLAY_UPSTREAM", raising=False)
+        if ci:
+            patch.setenv("CI", "1")
+        else:
+            patch.delenv("CI", raising=False)
+        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=120)
+
+
+def test_record_once_then_replay_without_the_upstream(
+    pytester: pytest.Pytester, upstream: BackgroundReplayServer
+) -> None:
+    pytester.makepyfile(test_agent=agent_test(attempts=3))
+    recorded = run(pytester, "--aai-record-mode=once", f"--aai-upstream={upstream.url}")
+    recorded.assert_outcomes(passed=1)
+    first, second = cassette(pytester), cassette(pytester).with_name("test_agent-2.jsonl")
+    assert load_session(first).close.code == 1011  # type: ignore[union-attr]
+    assert load_session(second).close.code == 1000  # type: ignore[union-attr]
+    assert not cassette(pytester).with_name("test_agent-3.jsonl").exists()
+    assert "my-key" not in first.read_text() + second.read_text()
+    assert len(upstream.journal) == 2
+    upstream.stop()  # no service at all from here on
+
+    replayed = run(pytester)  # mode none: replay
+    replayed.assert_outcomes(passed=1)
+
+    # A client that no longer reconnects plays one recorded connection of two.
+    pytester.makepyfile(test_agent=agent_test(attempts=1))
+    result = run(pytester)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*1 recorded connection not played: 2 of 2 in test_agent.jsonl*"])
+
+
+def test_none_without_a_cassette_says_how_to_record(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_agent=agent_test(attempts=3))
+    result = run(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*aai-replay: no cassette at {cassette(pytester)}; record it with: "
+            "pytest --aai-record-mode=once 'test_agent.py::test_agent'*"
+        ]
+    )
+
+
+def test_ci_refuses_to_record_unless_the_mode_is_on_the_command_line(
+    pytester: pytest.Pytester, upstream: BackgroundReplayServer
+) -> None:
+    pytester.makepyfile(test_agent=agent_test(attempts=3))
+    pytester.makeini("[pytest]\naai_record_mode = once\n")
+    refused = run(pytester, f"--aai-upstream={upstream.url}", ci=True)
+    refused.assert_outcomes(errors=1)
+    refused.stdout.fnmatch_lines(["*recording * is refused: CI is set*"])
+    assert not cassette(pytester).exists()
+    assert upstream.journal == []
+    allowed = run(pytester, "--aai-record-mode=once", f"--aai-upstream={upstream.url}", ci=True)
+    allowed.assert_outcomes(passed=1)
+    assert cassette(pytester).exists()
+
+
+def test_all_records_again(pytester: pytest.Pytester, upstream: BackgroundReplayServer) -> None:
+    pytester.makepyfile(test_agent=agent_test(attempts=3))
+    run(pytester, "--aai-record-mode=once", f"--aai-upstream={upstream.url}").assert_outcomes(
+        passed=1
+    )
+    stale = cassette(pytester).with_name("test_agent-3.jsonl")
+    stale.write_text(cassette(pytester).with_name("test_agent-2.jsonl").read_text())
+    before = cassette(pytester).read_text()
+    again = run(pytester, "--aai-record-mode=all", f"--aai-upstream={upstream.url}")
+    again.assert_outcomes(passed=1)
+    # Recorded anew (the stand-in repeats its session now: no 1011 first) and the
+    # stale third connection is gone.
+    assert cassette(pytester).read_text() != before
+    assert not stale.exists()
+    assert json.loads(cassette(pytester).read_text().splitlines()[-1])["close"]["code"] == 1000
