@@ -37,6 +37,8 @@ from ._journal import (
     ViolationRecord,
 )
 from ._replay import MISMATCH_CODE, SESSION_LIFETIME, Pacing, Replay, ReplayPlan
+from ._scenario import Scenario, ScenarioEntry, ScenarioFormatError, load_scenario
+from ._scrub import EntryHook, mask_text, scrub_session
 from ._session import (
     CREDENTIAL_QUERY_KEYS,
     FORMAT_VERSION,
@@ -58,12 +60,13 @@ from ._session import (
     strip_credentials,
     write_session,
 )
+from ._shipped import ShippedSession, resolve_session, shipped_sessions
 from ._synth import SpeechRegion, SynthesisError, audio_ref_for, detect_speech, synthesize
 
 if TYPE_CHECKING:
     from ._record import OutputPathError, record, session_path
     from ._server import ReplayServer, open_replay_server
-    from ._thread import BackgroundReplayServer
+    from ._thread import BackgroundRecorder, BackgroundReplayServer
 
 __all__ = [
     "CREDENTIAL_QUERY_KEYS",
@@ -74,6 +77,7 @@ __all__ = [
     "Abort",
     "Action",
     "AudioReceived",
+    "BackgroundRecorder",
     "BackgroundReplayServer",
     "ClientAudio",
     "ClientMessage",
@@ -84,6 +88,7 @@ __all__ = [
     "ConnectionRecord",
     "Departure",
     "Entry",
+    "EntryHook",
     "FaultStage",
     "Faults",
     "Finding",
@@ -97,6 +102,9 @@ __all__ = [
     "ReplayPlan",
     "ReplayServer",
     "Request",
+    "Scenario",
+    "ScenarioEntry",
+    "ScenarioFormatError",
     "Send",
     "ServerMessage",
     "ServerMessageRecord",
@@ -104,6 +112,7 @@ __all__ = [
     "SessionFormatError",
     "SessionSummary",
     "SessionWriter",
+    "ShippedSession",
     "Source",
     "SpeechRegion",
     "SynthesisError",
@@ -114,11 +123,16 @@ __all__ = [
     "detect_speech",
     "dumps_session",
     "format_summary",
+    "load_scenario",
     "load_session",
     "loads_session",
+    "mask_text",
     "open_replay_server",
     "record",
+    "resolve_session",
+    "scrub_session",
     "session_path",
+    "shipped_sessions",
     "strip_credentials",
     "summarize",
     "synthesize",
@@ -130,6 +144,7 @@ _LAZY = {
     "ReplayServer": "._server",
     "open_replay_server": "._server",
     "BackgroundReplayServer": "._thread",
+    "BackgroundRecorder": "._thread",
     "record": "._record",
     "OutputPathError": "._record",
     "session_path": "._record",

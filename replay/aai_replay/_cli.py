@@ -292,6 +292,14 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument(
         "--save-audio", action="store_true", help="also write the audio each client sent"
     )
+    record.add_argument(
+        "--mask",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="replace each match with *** in every transcript and word the file records "
+        "(repeatable; the frames are forwarded as they came)",
+    )
 
     synth = add_command(
         "synth",
@@ -556,6 +564,13 @@ def _record(args: argparse.Namespace, out: TextIO) -> int:
     }
     if args.upstream is not None:
         options["upstream"] = args.upstream
+    if args.mask:
+        from ._scrub import mask_text
+
+        try:
+            options["hook"] = mask_text(args.mask)
+        except ValueError as exc:
+            raise _Failure(f"--mask: {exc}") from None
 
     start = functools.partial(record, args.out, **options)
     _run_until_signal(start, str, out, args.url_file, where=_address(args))

@@ -754,8 +754,15 @@ def _credentials(raw_query: str, headers: Iterable[tuple[bytes, bytes]]) -> list
 
 @final
 class _Recorder:
-    def __init__(self, out: Path, upstream: str, save_audio: bool) -> None:
+    def __init__(
+        self,
+        out: Path,
+        upstream: str,
+        save_audio: bool,
+        hook: Callable[[Entry], Entry | None] | None = None,
+    ) -> None:
         self.out = out
+        self.hook = hook
         self.upstream = upstream
         self.shown = aai_proto.redact_url(upstream)
         # The upstream URL's own query may hold a token: masked wherever a client's is.
@@ -852,7 +859,7 @@ class _Recorder:
                 source="recorded",
                 description=self.description,
             )
-            writer = SessionWriter(where, header)
+            writer = SessionWriter(where, header, hook=self.hook)
         except (OSError, ValueError) as exc:
             if audio is not None:
                 audio.close()
@@ -979,6 +986,7 @@ async def record(
     host: str = "127.0.0.1",
     port: int = 0,
     save_audio: bool = False,
+    hook: Callable[[Entry], Entry | None] | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve a recording proxy to ``upstream`` on ``host``:``port`` until cancelled.
@@ -1005,6 +1013,10 @@ async def record(
     refuse is answered as the service does (``Error`` 3006 or 3007, then that
     close; the upstream is closed with 1001) and not forwarded.
 
+    ``hook``, if given, sees each entry before it is written and returns what to
+    write, or ``None`` for nothing (:func:`aai_replay.mask_text` masks what was
+    said); the frames themselves are forwarded as they came.
+
     Stopping the recorder (cancelling this call) closes live connections with 1001
     and completes their files with that close; a recorder killed at once leaves
     files that hold everything written so far (the WAV header included).
@@ -1019,7 +1031,7 @@ async def record(
     """
     _check_upstream(upstream)
     _check_output(Path(out), save_audio)
-    recorder = _Recorder(Path(out), upstream, save_audio)
+    recorder = _Recorder(Path(out), upstream, save_audio, hook)
     listeners = await trio.open_tcp_listeners(port, host=host)
     try:
         bound = listeners[0].socket.getsockname()[1]

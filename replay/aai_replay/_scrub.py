@@ -27,7 +27,8 @@ from ._session import Entry, RecordedSession, ServerMessage, ServerRaw
 __all__ = ["EntryHook", "mask_text", "scrub_session"]
 
 EntryHook = Callable[[Entry], "Entry | None"]
-"""Sees one entry of a session; returns it (changed or not), or ``None`` to drop it."""
+"""Sees one entry of a session; returns it (changed or not), or ``None`` to drop it
+(what ``SessionWriter(hook=...)`` and ``record(hook=...)`` take)."""
 
 _TEXT_KEYS: Final = frozenset({"transcript", "utterance", "text"})
 

@@ -951,10 +951,21 @@ class SessionWriter:
     ``close``, no credentials), then writes and flushes its line. A refused entry
     raises :class:`SessionFormatError` and writes nothing. Use it as a context
     manager, or call :meth:`close`.
+
+    ``hook``, if given, sees each entry first and returns what to write: the entry,
+    changed or not, or ``None`` to write nothing (see :func:`aai_replay.mask_text`:
+    a recording made safe to commit).
     """
 
-    def __init__(self, path: str | os.PathLike[str], header: Header) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        header: Header,
+        *,
+        hook: Callable[[Entry], Entry | None] | None = None,
+    ) -> None:
         self.path = Path(path)
+        self.hook = hook
         if not isinstance(header, Header):
             raise TypeError(f"header must be a Header, not {type(header).__name__}")
         problem = _check_header_credentials(header)
@@ -980,6 +991,11 @@ class SessionWriter:
         """Check ``entry`` and write its line."""
         if self._file is None:
             raise ValueError("the session writer is closed")
+        if self.hook is not None:
+            kept = self.hook(entry)
+            if kept is None:
+                return
+            entry = kept
         problem = self._order.check(entry, self._line + 1)
         if problem is not None:
             raise SessionFormatError(str(self.path), self._line + 1, problem)

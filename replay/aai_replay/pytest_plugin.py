@@ -66,6 +66,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="URL",
         help=f"where recording connects (default: ${_UPSTREAM_ENV}, else the service)",
     )
+    group.addoption(
+        "--aai-mask",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="when recording, replace each match with *** in every transcript and word",
+    )
     parser.addini("aai_record_mode", "the default record mode of aai_cassette", default="none")
 
 
@@ -278,8 +285,25 @@ def _recorder(
         request.config.getoption("--aai-upstream") or os.environ.get(_UPSTREAM_ENV) or DEFAULT_URL
     )
     options.pop("verdict", None)  # the service judges a recording
+    hook = options.pop("hook", None)
+    masks = request.config.getoption("--aai-mask")
+    if masks:
+        from ._scrub import mask_text
+
+        masked = mask_text(masks)
+        hook = masked if hook is None else _then(hook, masked)
     recorder = BackgroundRecorder(
-        path, upstream=upstream, save_audio=bool(options.pop("save_audio", False))
+        path, upstream=upstream, save_audio=bool(options.pop("save_audio", False)), hook=hook
     )
     request.addfinalizer(recorder.stop)
     return recorder.start()
+
+
+def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """An entry hook that runs ``first``, then ``second`` on what it kept."""
+
+    def both(entry: Any) -> Any:
+        kept = first(entry)
+        return None if kept is None else second(kept)
+
+    return both

@@ -555,3 +555,10 @@ def test_an_unknown_name_lists_the_shipped_ones(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert err.startswith("aai-replay: error: no session file 'u3-pr0', and no shipped session")
     assert "u3-pro" in err
+
+
+def test_record_refuses_a_bad_mask(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert run(["record", "--out", str(tmp_path / "r.jsonl"), "--mask", "("]) == 1
+    assert capsys.readouterr().err.startswith(
+        "aai-replay: error: --mask: not a regular expression: '('"
+    )

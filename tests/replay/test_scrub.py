@@ -134,3 +134,36 @@ def test_bad_masks_are_refused(patterns: list[str], mask: str, error: str) -> No
 def test_a_pattern_of_the_wrong_type_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="a pattern is a str or a compiled regex, got bytes"):
         mask_text([b"x"])  # type: ignore[list-item]
+
+
+def test_a_recording_made_through_a_masking_recorder_holds_no_match(tmp_path: Path) -> None:
+    import trio
+
+    from aai_proto.trio import open_session
+    from aai_replay import BackgroundRecorder, BackgroundReplayServer
+
+    plain = load_session(ROOT / "fixtures/sessions/synth-plain.jsonl")
+    audio = plain.audio_path
+    assert audio is not None
+    out = tmp_path / "masked.jsonl"
+    pattern = r"(?i)hello|synthesized"
+
+    async def client(url: str) -> list[str]:
+        with trio.fail_after(30):
+            async with open_session(plain.params, url=url) as live:
+                await live.stream_file(audio, realtime=False)
+                await live.terminate()
+                return [getattr(e, "transcript", "") async for e in live]
+
+    with (
+        BackgroundReplayServer(plain) as upstream,
+        BackgroundRecorder(out, upstream=upstream.url, hook=mask_text([pattern])) as recorder,
+    ):
+        live = trio.run(client, recorder.url)
+    # The client got the frames as they came; the file got them masked.
+    assert "hello there" in live
+    recorded = load_session(out)
+    texts = spoken_texts(recorded)
+    assert "*** there" in texts
+    assert not [t for t in texts if re.search(pattern, t)]
+    assert "hello" not in out.read_text().lower()
