@@ -44,15 +44,16 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final, cast, final
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import attrs
+import h11
 import trio
 import wsproto.utilities
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 from wsproto.frame_protocol import CloseReason
 
-from aai_proto import ClientChecker
+from aai_proto import TOKEN_PATH, ClientChecker
 
 from ._actions import Abort, CloseConnection, Send, close_reason
 from ._connection import DEFAULT_PATH, ReplayConnection, ReplayOptions
@@ -67,6 +68,7 @@ from ._scenario import (
     load_scenario,
 )
 from ._session import RecordedSession, load_session
+from ._tokens import TokenGrant, TokenIssuer
 
 __all__ = ["ReplayServer", "open_replay_server"]
 
@@ -84,6 +86,8 @@ Timing = Callable[[int, float, float], None]
 """``timing(connection, gate_opened, sent)``: see :class:`ReplayServer`."""
 _HANDSHAKE_TIMEOUT: Final = 10.0
 _CLOSE_TIMEOUT: Final = 5.0
+_TOKEN_LINE: Final = b"GET " + TOKEN_PATH.encode() + b"?"  # a token request starts so
+_MAX_HEAD: Final = 1 << 16
 DEFAULT_SEND_TIMEOUT: Final = 60.0
 """Seconds a write may make no progress before the client is dropped (see :class:`ReplayServer`)."""
 _SEND_STEP: Final = 1 << 14
@@ -126,6 +130,11 @@ class _Transport(trio.abc.Stream):
         side dropped it. (``ClosedResourceError`` comes only after this side closed it.)"""
         self.stalled = False
         """A write made no progress for ``send_timeout`` seconds: the socket was closed."""
+        self._unread = b""
+
+    def unread(self, data: bytes) -> None:
+        """Give back bytes read ahead: the next read returns them first."""
+        self._unread = data + self._unread
 
     def protocol_failure(self, ws: WebSocketConnection) -> bool:
         """Whether trio-websocket gave up on ``ws`` without a close frame, the stream still fine.
@@ -165,6 +174,11 @@ class _Transport(trio.abc.Stream):
         await self.stream.wait_send_all_might_not_block()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self._unread:
+            size = len(self._unread) if max_bytes is None else max_bytes
+            ahead, self._unread = self._unread[:size], self._unread[size:]
+            await trio.lowlevel.checkpoint()
+            return ahead
         try:
             data = await self.stream.receive_some(max_bytes)
         except trio.BrokenResourceError:
@@ -367,6 +381,8 @@ class ReplayServer:
         self.on_closed = on_closed
         self.send_timeout = send_timeout
         """Seconds a write may make no progress before the client is dropped (``None``: never)."""
+        self.tokens = TokenIssuer(api_key)
+        """The temporary tokens it issued (``GET /v3/token``), each good for one session."""
         self.connections = 0
         """Connections served so far."""
         self._listening = False
@@ -456,6 +472,8 @@ class ReplayServer:
             async with trio.open_nursery() as nursery:
                 request = None
                 with trio.move_on_after(_HANDSHAKE_TIMEOUT):
+                    if await self._answered_token_request(transport):
+                        return
                     request = await wrap_server_stream(
                         cast(trio.Nursery, _ReaderNursery(nursery, number)),
                         transport,
@@ -470,6 +488,68 @@ class ReplayServer:
             logger.warning("connection %d failed: %s", number, exc, exc_info=True)
         finally:
             await trio.aclose_forcefully(stream)
+
+    async def _answered_token_request(self, transport: _Transport) -> bool:
+        """Answer ``GET /v3/token`` as the service does; else give back what was read."""
+        head = b""
+        while len(head) < len(_TOKEN_LINE) and b"\r\n\r\n" not in head:
+            data = await transport.receive_some(_RECEIVE_BYTES)
+            if not data:
+                break
+            head += data
+        if not head.startswith(_TOKEN_LINE):
+            transport.unread(head)
+            return False
+        while b"\r\n\r\n" not in head and len(head) < _MAX_HEAD:
+            data = await transport.receive_some(_RECEIVE_BYTES)
+            if not data:
+                return True  # gone before the request was whole
+            head += data
+        http = h11.Connection(h11.SERVER)
+        try:
+            http.receive_data(head)
+            event = http.next_event()
+        except h11.RemoteProtocolError:
+            event = None
+        if not isinstance(event, h11.Request):
+            await transport.send_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            return True
+        authorization = next(
+            (v.decode("latin-1") for k, v in event.headers if k == b"authorization"), None
+        )
+        answer = self.tokens.answer(event.target.decode("latin-1"), authorization, time.monotonic())
+        body = answer.body.encode()
+        response = h11.Response(
+            status_code=answer.status,
+            headers=[("content-type", "application/json"), ("content-length", str(len(body)))],
+        )
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await transport.send_all(
+                http.send(response) + http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage())
+            )
+        logger.info("token request: %d", answer.status)
+        return True
+
+    def _redeemed(self, target: str, authorization: str | None) -> str | None:
+        """The ``Authorization`` a request counts as having: the key, for a good token.
+
+        A token this server issued (in the ``token`` query parameter or the
+        ``Authorization`` header) opens one session before it expires; a used or
+        expired one is left as it is, for the key check to refuse (1008).
+        """
+        key = self.options.api_key
+        if key is None:
+            return authorization
+        try:
+            query = dict(parse_qsl(urlsplit(target).query, keep_blank_values=True))
+        except ValueError:
+            return authorization
+        for candidate in (query.get("token"), authorization):
+            if candidate and candidate != key:
+                grant = self.tokens.redeem(candidate, time.monotonic())
+                if isinstance(grant, TokenGrant):
+                    return key
+        return authorization
 
     async def _serve_request(self, request: Any, transport: _Transport, number: int) -> None:
         target: str = request.path
@@ -488,7 +568,8 @@ class ReplayServer:
             journal.closed(1006, "HTTP 404: the upgrade was refused", "server")
             self._close_journal(journal)
             return
-        chosen = self._choose(target, _authorization(request.headers))
+        authorization = self._redeemed(target, _authorization(request.headers))
+        chosen = self._choose(target, authorization)
         if isinstance(chosen, ScenarioRefusal):
             await self._refuse(request, target, number, chosen)
             return
@@ -497,7 +578,7 @@ class ReplayServer:
             plan,
             options,
             target=target,
-            authorization=_authorization(request.headers),
+            authorization=authorization,
             now_unix=time.time(),
             connection=self._next_request(),
             # Messages are kept only for someone who will read them.
