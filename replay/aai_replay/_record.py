@@ -760,6 +760,7 @@ class _Recorder:
         upstream: str,
         save_audio: bool,
         hook: Callable[[Entry], Entry | None] | None = None,
+        first: int = 1,
     ) -> None:
         self.out = out
         self.hook = hook
@@ -768,7 +769,7 @@ class _Recorder:
         # The upstream URL's own query may hold a token: masked wherever a client's is.
         self.secrets = _credentials(urlsplit(upstream).query, ())
         self.save_audio = save_audio
-        self._count = 0
+        self._count = first - 1
         self.description = f"recorded by aai-replay record through {urlsplit(upstream).hostname}"
         self.stopping = False
         # What stop() cancels: each connection still in its handshakes, and the
@@ -987,6 +988,7 @@ async def record(
     port: int = 0,
     save_audio: bool = False,
     hook: Callable[[Entry], Entry | None] | None = None,
+    first: int = 1,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve a recording proxy to ``upstream`` on ``host``:``port`` until cancelled.
@@ -1013,6 +1015,9 @@ async def record(
     refuse is answered as the service does (``Error`` 3006 or 3007, then that
     close; the upstream is closed with 1001) and not forwarded.
 
+    ``first`` numbers the first connection's file (``first=3``: ``NAME-3.jsonl``
+    first, as when new connections are added to a recorded set).
+
     ``hook``, if given, sees each entry before it is written and returns what to
     write, or ``None`` for nothing (:func:`aai_replay.mask_text` masks what was
     said); the frames themselves are forwarded as they came.
@@ -1031,7 +1036,9 @@ async def record(
     """
     _check_upstream(upstream)
     _check_output(Path(out), save_audio)
-    recorder = _Recorder(Path(out), upstream, save_audio, hook)
+    if type(first) is not int or first < 1:
+        raise ValueError(f"first must be a session number from 1, got {first!r}")
+    recorder = _Recorder(Path(out), upstream, save_audio, hook, first)
     listeners = await trio.open_tcp_listeners(port, host=host)
     try:
         bound = listeners[0].socket.getsockname()[1]

@@ -22,7 +22,7 @@ from ._scenario import Scenario
 from ._server import ReplayServer
 from ._session import RecordedSession
 
-__all__ = ["BackgroundRecorder", "BackgroundReplayServer"]
+__all__ = ["BackgroundEpisodes", "BackgroundRecorder", "BackgroundReplayServer"]
 
 _START_TIMEOUT: Final = 30.0
 
@@ -199,3 +199,85 @@ class BackgroundRecorder(BackgroundReplayServer):
         async with trio.open_nursery() as nursery:
             self._url = await nursery.start(functools.partial(record, self._out, **self._options))
             task_status.started(self._url)
+
+
+_PIPE_BYTES: Final = 1 << 16
+
+
+async def _pipe(source: trio.abc.Stream, sink: trio.abc.Stream) -> None:
+    """Copy ``source`` to ``sink`` until it ends, then end ``sink``'s sending side."""
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        while data := await source.receive_some(_PIPE_BYTES):
+            await sink.send_all(data)
+        if isinstance(sink, trio.abc.HalfCloseableStream):
+            await sink.send_eof()
+
+
+@final
+class BackgroundEpisodes(BackgroundReplayServer):
+    """Record mode ``new_episodes``: recorded connections replayed, the ones after recorded.
+
+    A TCP switch in a background thread: the first ``recorded`` connections go to
+    ``replay`` (a started :class:`BackgroundReplayServer` of the cassette), every
+    later one to ``recorder`` (a started :class:`BackgroundRecorder` that numbers its
+    files from ``recorded + 1``). ``journal`` and :meth:`unplayed` are the replay's.
+    """
+
+    def __init__(
+        self, replay: BackgroundReplayServer, recorder: BackgroundRecorder, recorded: int
+    ) -> None:
+        self._replay = replay
+        self._recorder = recorder
+        self._recorded = recorded
+        self._count = 0
+        self._port = 0
+        self._thread = None
+        self._ready = threading.Event()
+        self._token = None
+        self._scope = None
+        self._error = None
+
+    @property
+    def url(self) -> str:
+        """``ws://127.0.0.1:PORT/v3/ws``."""
+        return f"{self.api_host}/v3/ws"
+
+    @property
+    def api_host(self) -> str:
+        """``ws://127.0.0.1:PORT``, for the official SDK's ``api_host``."""
+        if not self._port:
+            raise RuntimeError("the switch is not listening yet")
+        return f"ws://127.0.0.1:{self._port}"
+
+    @property
+    def port(self) -> int:
+        """The port the switch listens on."""
+        return self._port
+
+    @property
+    def journal(self) -> list[ConnectionRecord]:
+        """The replayed connections' journal (the recorded ones are in their files)."""
+        return self._replay.journal
+
+    def unplayed(self) -> list[str]:
+        """The recorded connections no client played."""
+        return self._replay.unplayed()
+
+    async def _serve(self, *, task_status: trio.TaskStatus[Any]) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self._port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, self._switch, listeners)
+            task_status.started(self.url)
+
+    async def _switch(self, client: trio.abc.Stream) -> None:
+        self._count += 1
+        backend = self._replay if self._count <= self._recorded else self._recorder
+        try:
+            upstream = await trio.open_tcp_stream("127.0.0.1", backend.port)
+        except OSError:
+            await trio.aclose_forcefully(client)
+            return
+        async with client, upstream, trio.open_nursery() as nursery:
+            nursery.start_soon(_pipe, client, upstream)
+            nursery.start_soon(_pipe, upstream, client)

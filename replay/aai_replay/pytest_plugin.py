@@ -219,7 +219,9 @@ def aai_replay_url(request: pytest.FixtureRequest, aai_replay_server: StartRepla
 
 
 @pytest.fixture
-def aai_cassette(request: pytest.FixtureRequest, aai_replay_server: StartReplayServer) -> Any:
+def aai_cassette(
+    request: pytest.FixtureRequest, aai_replay_server: StartReplayServer
+) -> Iterator[Any]:
     """The test's cassette as a server: its recorded connections replayed, or recorded.
 
     The cassette is ``cassettes/<test module>/<test name>.jsonl`` beside the test
@@ -230,10 +232,12 @@ def aai_cassette(request: pytest.FixtureRequest, aai_replay_server: StartReplayS
     missing cassette fails the test with the command that records it; ``once``
     records a missing cassette through the recording proxy to the upstream
     (``--aai-upstream``, ``$AAI_REPLAY_UPSTREAM``, else the service), else replays;
-    ``all`` records again. With ``CI`` set, recording is refused unless the mode
-    was given on the command line. Replaying, each connection plays its recorded
-    one, a connection beyond them is refused (4901), and one left unplayed fails the
-    test. Either way the fixture has ``url`` and ``api_host``.
+    ``new_episodes`` replays the recorded connections and records the ones after
+    them (appended as ``-N`` files); ``all`` records again. With ``CI`` set,
+    recording is refused unless the mode was given on the command line.
+    Replaying, each connection plays its recorded one, a connection beyond them is
+    refused (4901), and one left unplayed fails the test. Either way the fixture
+    has ``url`` and ``api_host``.
     """
     from ._cassette import CassetteError, cassette_path, plan_cassette
 
@@ -254,21 +258,33 @@ def aai_cassette(request: pytest.FixtureRequest, aai_replay_server: StartReplayS
         )
     except (CassetteError, ValueError) as exc:
         pytest.fail(f"aai-replay: {exc}", pytrace=False)
-    if plan.record and plan.replay:
-        pytest.fail(
-            "aai-replay: record mode new_episodes is not supported yet; "
-            "use once (record a missing cassette) or all (record it again)",
-            pytrace=False,
-        )
-    if plan.replay:
-        from ._scenario import load_scenario
+    with contextlib.ExitStack() as stack:
+        if plan.replay:
+            from ._scenario import load_scenario
 
-        return aai_replay_server(load_scenario(path), **options)
-    return _recorder(request, plan.path, plan.files if plan.rewrite else (), options)
+            replay = aai_replay_server(load_scenario(path), **options)
+            if not plan.record:
+                yield replay
+                return
+            # new_episodes: the recorded connections replayed, the ones after them recorded.
+            from ._thread import BackgroundEpisodes
+
+            first = len(plan.files) + 1
+            recorder = _recorder(request, stack, plan.path, (), options, first=first)
+            yield stack.enter_context(BackgroundEpisodes(replay, recorder, len(plan.files)))
+            return
+        stale = plan.files if plan.rewrite else ()
+        yield _recorder(request, stack, plan.path, stale, options)
 
 
 def _recorder(
-    request: pytest.FixtureRequest, path: Path, stale: tuple[Path, ...], options: dict[str, Any]
+    request: pytest.FixtureRequest,
+    stack: contextlib.ExitStack,
+    path: Path,
+    stale: tuple[Path, ...],
+    options: dict[str, Any],
+    *,
+    first: int = 1,
 ) -> Any:
     try:
         from ._thread import BackgroundRecorder
@@ -284,7 +300,7 @@ def _recorder(
     upstream = (
         request.config.getoption("--aai-upstream") or os.environ.get(_UPSTREAM_ENV) or DEFAULT_URL
     )
-    options.pop("verdict", None)  # the service judges a recording
+    options = {k: v for k, v in options.items() if k != "verdict"}  # the service judges
     hook = options.pop("hook", None)
     masks = request.config.getoption("--aai-mask")
     if masks:
@@ -293,10 +309,13 @@ def _recorder(
         masked = mask_text(masks)
         hook = masked if hook is None else _then(hook, masked)
     recorder = BackgroundRecorder(
-        path, upstream=upstream, save_audio=bool(options.pop("save_audio", False)), hook=hook
+        path,
+        upstream=upstream,
+        save_audio=bool(options.pop("save_audio", False)),
+        hook=hook,
+        first=first,
     )
-    request.addfinalizer(recorder.stop)
-    return recorder.start()
+    return stack.enter_context(recorder)
 
 
 def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -159,3 +159,32 @@ def test_all_records_again(pytester: pytest.Pytester, upstream: BackgroundReplay
     assert cassette(pytester).read_text() != before
     assert not stale.exists()
     assert json.loads(cassette(pytester).read_text().splitlines()[-1])["close"]["code"] == 1000
+
+
+def test_new_episodes_appends_exactly_the_new_connections(
+    pytester: pytest.Pytester, upstream: BackgroundReplayServer
+) -> None:
+    pytester.makepyfile(test_agent=agent_test(attempts=3))
+    run(pytester, "--aai-record-mode=once", f"--aai-upstream={upstream.url}").assert_outcomes(
+        passed=1
+    )
+    recorded = [cassette(pytester), cassette(pytester).with_name("test_agent-2.jsonl")]
+    before = [path.read_text() for path in recorded]
+    assert len(upstream.journal) == 2
+    # The agent now opens one session more: its first two connections are replayed
+    # (a 1011, then the session: it reconnects), the third is recorded and appended.
+    pytester.makepyfile(
+        test_agent=agent_test(attempts=3).replace(
+            "finals = trio.run(agent, aai_cassette.url)",
+            "finals = trio.run(agent, aai_cassette.url)\n"
+            "    assert trio.run(agent, aai_cassette.url) is not None",
+        )
+    )
+    result = run(pytester, "--aai-record-mode=new_episodes", f"--aai-upstream={upstream.url}")
+    result.assert_outcomes(passed=1)
+    assert [path.read_text() for path in recorded] == before  # replayed, not rewritten
+    third = cassette(pytester).with_name("test_agent-3.jsonl")
+    assert load_session(third).close.code == 1000  # type: ignore[union-attr]
+    assert len(upstream.journal) == 3  # only the new connection reached the service
+    replayed = run(pytester)
+    replayed.assert_outcomes(passed=1)
