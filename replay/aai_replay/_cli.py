@@ -536,7 +536,9 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 
     status = 0
     for path in args.files:
-        findings = check_session(path)
+        findings = (
+            _check_manifest(path) if str(path).endswith(".scenario.json") else check_session(path)
+        )
         for finding in findings:
             print(finding, file=out)
         if any(f.level == "error" for f in findings):
@@ -544,6 +546,24 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
         elif not findings:
             print(f"{path}: ok", file=out)
     return status
+
+
+def _check_manifest(path: Path) -> list[Any]:
+    """A scenario manifest's findings: its own rules, then each session it names."""
+    import json
+
+    from ._info import Finding, check_session
+    from ._scenario import ScenarioFormatError, load_scenario
+
+    try:
+        load_scenario(path)
+    except ScenarioFormatError as exc:
+        return [Finding(level="error", path=str(path), line=None, problem=exc.problem)]
+    except (OSError, ValueError) as exc:  # a session it names is unreadable or invalid
+        return [Finding(level="error", path=str(path), line=None, problem=str(exc))]
+    # The manifest is valid: check its sessions in full, as check does any session.
+    named = json.loads(path.read_text(encoding="utf-8"))["connections"]
+    return [f for c in named for f in check_session(path.parent / c["session"])]
 
 
 def _info(args: argparse.Namespace, out: TextIO) -> int:

@@ -562,3 +562,19 @@ def test_record_refuses_a_bad_mask(capsys: pytest.CaptureFixture[str], tmp_path:
     assert capsys.readouterr().err.startswith(
         "aai-replay: error: --mask: not a regular expression: '('"
     )
+
+
+def test_check_validates_a_manifest_and_its_sessions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = ROOT / "fixtures" / "sessions" / "synth-plain.jsonl"
+    good = tmp_path / "good.scenario.json"
+    good.write_text(json.dumps({"aai_scenario": 1, "connections": [{"session": str(plain)}]}))
+    bad = tmp_path / "bad.scenario.json"
+    bad.write_text(json.dumps({"aai_scenario": 1, "connections": [{"session": "x.jsonl"}]}))
+    assert run(["check", str(good)]) == 0
+    assert capsys.readouterr().out == f"{good}: ok\n"
+    assert run(["check", str(bad)]) == 1
+    assert capsys.readouterr().out == (
+        f"{bad}: error: connection 1: no session file 'x.jsonl' beside the manifest\n"
+    )

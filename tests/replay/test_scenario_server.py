@@ -14,11 +14,20 @@ from pathlib import Path
 
 import pytest
 import trio
+from assemblyai.streaming.v3 import StreamingClient, StreamingClientOptions
 
 from aai_proto import StreamingError, Termination, Turn
 from aai_proto.trio import open_session
-from aai_replay import Faults, RecordedSession, load_session, open_replay_server, write_session
+from aai_replay import (
+    BackgroundReplayServer,
+    Faults,
+    RecordedSession,
+    load_session,
+    open_replay_server,
+    write_session,
+)
 from aai_replay._scenario import Scenario, ScenarioEntry
+from tests._sdk import SDK_WARNINGS, listen, sdk_parameters
 
 pytest_plugins = ["pytester"]
 
@@ -181,3 +190,25 @@ def test_the_marker_takes_a_shipped_session_by_name(pytester: pytest.Pytester) -
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+@SDK_WARNINGS[0]
+@SDK_WARNINGS[1]
+def test_the_official_sdk_plays_a_two_session_scenario(plain: RecordedSession) -> None:
+    u3 = load_session(SESSIONS / "u3-pro.jsonl")
+    scenario = Scenario(entries=[plain, u3], name="two calls")
+    with BackgroundReplayServer(scenario) as server:
+        names = []
+        for session in (plain, u3):
+            client = StreamingClient(StreamingClientOptions(api_key="k", api_host=server.api_host))
+            received, errors = listen(client)
+            client.connect(sdk_parameters(session))
+            client.disconnect(terminate=True)
+            assert errors == []
+            names.append([name for name, _ in received])
+        assert server.unplayed() == []
+        assert [record.params.speech_model for record in server.journal] == [  # type: ignore[union-attr]
+            "universal-streaming-english",
+            "u3-rt-pro",
+        ]
+    assert all(n[0] == "BeginEvent" and n[-1] == "TerminationEvent" for n in names)
