@@ -35,6 +35,7 @@ connection has the connection's credentials (as sent and as decoded) masked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -49,6 +50,7 @@ from typing import IO, Any, Final, Literal, TypeAlias, cast, final
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 import attrs
+import h11
 import trio
 from trio_websocket import (
     CloseReason,
@@ -64,6 +66,7 @@ import aai_proto
 from aai_proto import ClientChecker, Rejection, Violation
 from aai_proto._params import _is_credential_name
 
+from ._http import Prefixed, is_token_request, read_head
 from ._session import (
     ClientAudio,
     ClientMessage,
@@ -91,6 +94,7 @@ __all__ = [
 logger = logging.getLogger("aai_replay.record")
 
 CONNECT_TIMEOUT: Final = 10.0
+_MAX_TOKEN_ANSWER: Final = 1 << 20  # a token answer is a few hundred bytes
 """Seconds allowed for a WebSocket upgrade, the client's or the upstream's."""
 DISCONNECT_TIMEOUT: Final = 5.0
 """Seconds allowed for a closing handshake."""
@@ -793,7 +797,12 @@ class _Recorder:
                     nursery.cancel_scope.cancel()
                 request = None
                 with trio.move_on_after(CONNECT_TIMEOUT):
-                    request = await wrap_server_stream(nursery, stream)
+                    head = await read_head(stream)
+                    if is_token_request(head):
+                        head = await read_head(Prefixed(stream, head), whole=True)
+                        await self._pass_token_request(stream, head)
+                        return
+                    request = await wrap_server_stream(nursery, Prefixed(stream, head))
                 if request is not None:
                     target = urlsplit(request.path)
                     secrets = _credentials(target.query, request.headers) + secrets
@@ -812,6 +821,54 @@ class _Recorder:
         finally:
             self._opening.discard(nursery.cancel_scope)
             await trio.aclose_forcefully(stream)
+
+    async def _pass_token_request(self, client: trio.abc.Stream, head: bytes) -> None:
+        """Pass ``GET /v3/token`` to the upstream's host and its answer back; record nothing."""
+        http = h11.Connection(h11.SERVER)
+        try:
+            http.receive_data(head)
+            event = http.next_event()
+        except h11.RemoteProtocolError:
+            event = None
+        if not isinstance(event, h11.Request):
+            await client.send_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            return
+        parts = urlsplit(self.upstream)
+        secure = parts.scheme == "wss"
+        host = parts.hostname or ""
+        port = parts.port or (443 if secure else 80)
+        kept = [(k, v) for k, v in event.headers if k not in (b"host", b"connection")]
+        request = h11.Request(
+            method="GET",
+            target=event.target,
+            headers=[(b"host", parts.netloc.encode()), (b"connection", b"close"), *kept],
+        )
+        answer = b""
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT):
+                upstream: trio.abc.Stream = await (
+                    trio.open_ssl_over_tcp_stream(host, port, https_compatible=True)
+                    if secure
+                    else trio.open_tcp_stream(host, port)
+                )
+                async with upstream:
+                    outgoing = h11.Connection(h11.CLIENT)
+                    await upstream.send_all(
+                        outgoing.send(request) + outgoing.send(h11.EndOfMessage())
+                    )
+                    while len(answer) < _MAX_TOKEN_ANSWER and (
+                        data := await upstream.receive_some(1 << 16)
+                    ):
+                        answer += data
+        except (OSError, trio.TooSlowError, trio.BrokenResourceError):
+            answer = b""
+        if not answer.startswith(b"HTTP/1.1 "):
+            logger.warning("token request: can't reach %s", self.shown)
+            answer = b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        else:
+            logger.info("token request passed to %s (not recorded)", self.shown)
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await client.send_all(answer)
 
     async def _proxy(
         self,

@@ -53,11 +53,12 @@ import wsproto.utilities
 from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_server_stream
 from wsproto.frame_protocol import CloseReason
 
-from aai_proto import TOKEN_PATH, ClientChecker
+from aai_proto import ClientChecker
 
 from ._actions import Abort, CloseConnection, Send, close_reason
 from ._connection import DEFAULT_PATH, ReplayConnection, ReplayOptions
 from ._faults import Faults
+from ._http import is_token_request, read_head
 from ._journal import CloseRecord, ConnectionRecord, JournalWriter
 from ._replay import Pacing, ReplayPlan
 from ._scenario import (
@@ -86,8 +87,6 @@ Timing = Callable[[int, float, float], None]
 """``timing(connection, gate_opened, sent)``: see :class:`ReplayServer`."""
 _HANDSHAKE_TIMEOUT: Final = 10.0
 _CLOSE_TIMEOUT: Final = 5.0
-_TOKEN_LINE: Final = b"GET " + TOKEN_PATH.encode() + b"?"  # a token request starts so
-_MAX_HEAD: Final = 1 << 16
 DEFAULT_SEND_TIMEOUT: Final = 60.0
 """Seconds a write may make no progress before the client is dropped (see :class:`ReplayServer`)."""
 _SEND_STEP: Final = 1 << 14
@@ -491,20 +490,13 @@ class ReplayServer:
 
     async def _answered_token_request(self, transport: _Transport) -> bool:
         """Answer ``GET /v3/token`` as the service does; else give back what was read."""
-        head = b""
-        while len(head) < len(_TOKEN_LINE) and b"\r\n\r\n" not in head:
-            data = await transport.receive_some(_RECEIVE_BYTES)
-            if not data:
-                break
-            head += data
-        if not head.startswith(_TOKEN_LINE):
+        head = await read_head(transport)
+        if not is_token_request(head):
             transport.unread(head)
             return False
-        while b"\r\n\r\n" not in head and len(head) < _MAX_HEAD:
-            data = await transport.receive_some(_RECEIVE_BYTES)
-            if not data:
-                return True  # gone before the request was whole
-            head += data
+        if b"\r\n\r\n" not in head:
+            transport.unread(head)
+            head = await read_head(transport, whole=True)
         http = h11.Connection(h11.SERVER)
         try:
             http.receive_data(head)

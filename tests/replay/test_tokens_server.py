@@ -124,3 +124,21 @@ def test_a_bad_token_request(
     got, body = ask(server, target, key)
     assert got == status
     assert json.loads(body)["error"].startswith(error)
+
+
+def test_the_recorder_passes_a_token_request_through_and_records_nothing_of_it(
+    server: BackgroundReplayServer, tmp_path: Path
+) -> None:
+    from aai_replay import BackgroundRecorder
+
+    out = tmp_path / "call.jsonl"
+    with BackgroundRecorder(out, upstream=server.url) as recorder:
+        status, body = ask(recorder, TokenRequest(expires_in_seconds=60).target)
+        assert status == 200
+        token = parse_token_response(body).token
+        assert list(tmp_path.iterdir()) == []  # the token request is not a session
+        events = trio_session(recorder, token)
+    assert (events[0], events[-1]) == ("Begin", "Termination")
+    assert [p.name for p in tmp_path.iterdir()] == ["call.jsonl"]
+    assert token not in out.read_text()
+    assert load_session(out).close.code == 1000  # type: ignore[union-attr]

@@ -1,0 +1,67 @@
+"""A look at a request's head before trio-websocket takes the connection.
+
+Both the replay server and the recorder take plain HTTP on the WebSocket port for
+one request: ``GET /v3/token`` (temporary tokens). :func:`read_head` reads far
+enough to tell; :class:`Prefixed` gives trio-websocket a stream that returns the
+bytes read ahead first, so an upgrade request is served as if nothing had looked.
+"""
+
+from __future__ import annotations
+
+from typing import Final, final
+
+import trio
+
+from aai_proto import TOKEN_PATH
+
+__all__ = ["MAX_HEAD", "Prefixed", "is_token_request", "read_head"]
+
+MAX_HEAD: Final = 1 << 16
+"""The longest request head taken, in bytes."""
+_TOKEN_LINE: Final = b"GET " + TOKEN_PATH.encode() + b"?"
+_READ_BYTES: Final = 1 << 16
+
+
+def is_token_request(head: bytes) -> bool:
+    """Whether the bytes a connection began with are a token request."""
+    return head.startswith(_TOKEN_LINE)
+
+
+async def read_head(stream: trio.abc.Stream, *, whole: bool = False) -> bytes:
+    """The first bytes of ``stream``: enough to tell a token request, or (``whole``)
+    the request's head up to its blank line (at most :data:`MAX_HEAD` bytes)."""
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < MAX_HEAD:
+        if not whole and len(head) >= len(_TOKEN_LINE):
+            break
+        data = await stream.receive_some(_READ_BYTES)
+        if not data:
+            break
+        head += data
+    return head
+
+
+@final
+class Prefixed(trio.abc.Stream):
+    """``stream``, with ``ahead`` (bytes already read from it) returned first."""
+
+    def __init__(self, stream: trio.abc.Stream, ahead: bytes) -> None:
+        self.stream = stream
+        self._ahead = ahead
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self._ahead:
+            size = len(self._ahead) if max_bytes is None else max_bytes
+            data, self._ahead = self._ahead[:size], self._ahead[size:]
+            await trio.lowlevel.checkpoint()
+            return data
+        return await self.stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
