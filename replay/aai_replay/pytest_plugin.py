@@ -103,7 +103,7 @@ _HOW_TO_ALLOW = (
 
 
 @pytest.fixture
-def aai_replay_server() -> Iterator[StartReplayServer]:
+def aai_replay_server(request: pytest.FixtureRequest) -> Iterator[StartReplayServer]:
     """A factory of replay servers, each stopped at the end of the test.
 
     ``aai_replay_server(session, verdict=True, **options)`` returns a started
@@ -135,7 +135,10 @@ def aai_replay_server() -> Iterator[StartReplayServer]:
             if isinstance(session, list | tuple):
                 from ._scenario import Scenario
 
-                session = Scenario.of(session, name=f"the test's {len(session)} sessions")
+                paths = [_resolve(request, item) for item in session]
+                session = Scenario.of(paths, name=f"the test's {len(paths)} sessions")
+            else:
+                session = _resolve(request, session)
             server = servers.enter_context(BackgroundReplayServer(session, **options))
             if verdict:
                 judged.append(server)

@@ -212,3 +212,29 @@ def test_the_official_sdk_plays_a_two_session_scenario(plain: RecordedSession) -
             "u3-rt-pro",
         ]
     assert all(n[0] == "BeginEvent" and n[-1] == "TerminationEvent" for n in names)
+
+
+def test_the_factory_resolves_paths_from_the_rootdir_and_names(
+    pytester: pytest.Pytester,
+) -> None:
+    (pytester.path / "sub").mkdir()
+    (pytester.path / "data").mkdir()
+    write_session(load_session(SESSIONS / "synth-plain.jsonl"), pytester.path / "data/s.jsonl")
+    pytester.makepyfile(
+        **{
+            "sub/test_factory": textwrap.dedent(
+                """
+                def test_paths(aai_replay_server, monkeypatch, tmp_path):
+                    monkeypatch.chdir(tmp_path)  # not where the paths are
+                    server = aai_replay_server("data/s.jsonl", verdict=False)
+                    assert server.server.session.params.speech_model == (
+                        "universal-streaming-english"
+                    )
+                    named = aai_replay_server(["u3-pro", "data/s.jsonl"], verdict=False)
+                    assert len(named.server.scenario.entries) == 2
+                """
+            )
+        }
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--rootdir", str(pytester.path))
+    result.assert_outcomes(passed=1)
