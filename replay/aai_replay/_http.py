@@ -10,16 +10,32 @@ from __future__ import annotations
 
 from typing import Final, final
 
+import h11
 import trio
 
 from aai_proto import TOKEN_PATH
 
-__all__ = ["MAX_HEAD", "Prefixed", "is_token_request", "read_head"]
+__all__ = ["BAD_REQUEST", "MAX_HEAD", "Prefixed", "is_token_request", "parse_head", "read_head"]
 
 MAX_HEAD: Final = 1 << 16
 """The longest request head taken, in bytes."""
 _TOKEN_LINE: Final = b"GET " + TOKEN_PATH.encode() + b"?"
 _READ_BYTES: Final = 1 << 16
+
+
+BAD_REQUEST: Final = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n"
+"""The answer to a request head that is no HTTP/1.1 request."""
+
+
+def parse_head(head: bytes) -> tuple[h11.Connection, h11.Request] | None:
+    """The request of a head read whole, with the connection that answers it; None if bad."""
+    http = h11.Connection(h11.SERVER)
+    try:
+        http.receive_data(head)
+        event = http.next_event()
+    except h11.RemoteProtocolError:
+        return None
+    return (http, event) if isinstance(event, h11.Request) else None
 
 
 def is_token_request(head: bytes) -> bool:

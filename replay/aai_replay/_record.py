@@ -66,7 +66,7 @@ import aai_proto
 from aai_proto import ClientChecker, Rejection, Violation
 from aai_proto._params import _is_credential_name
 
-from ._http import Prefixed, is_token_request, read_head
+from ._http import BAD_REQUEST, Prefixed, is_token_request, parse_head, read_head
 from ._session import (
     ClientAudio,
     ClientMessage,
@@ -824,15 +824,11 @@ class _Recorder:
 
     async def _pass_token_request(self, client: trio.abc.Stream, head: bytes) -> None:
         """Pass ``GET /v3/token`` to the upstream's host and its answer back; record nothing."""
-        http = h11.Connection(h11.SERVER)
-        try:
-            http.receive_data(head)
-            event = http.next_event()
-        except h11.RemoteProtocolError:
-            event = None
-        if not isinstance(event, h11.Request):
-            await client.send_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+        parsed = parse_head(head)
+        if parsed is None:
+            await client.send_all(BAD_REQUEST)
             return
+        _, event = parsed
         parts = urlsplit(self.upstream)
         secure = parts.scheme == "wss"
         host = parts.hostname or ""

@@ -58,7 +58,7 @@ from aai_proto import ClientChecker
 from ._actions import Abort, CloseConnection, Send, close_reason
 from ._connection import DEFAULT_PATH, ReplayConnection, ReplayOptions
 from ._faults import Faults
-from ._http import is_token_request, read_head
+from ._http import BAD_REQUEST, is_token_request, parse_head, read_head
 from ._journal import CloseRecord, ConnectionRecord, JournalWriter
 from ._replay import Pacing, ReplayPlan
 from ._scenario import (
@@ -497,15 +497,11 @@ class ReplayServer:
         if b"\r\n\r\n" not in head:
             transport.unread(head)
             head = await read_head(transport, whole=True)
-        http = h11.Connection(h11.SERVER)
-        try:
-            http.receive_data(head)
-            event = http.next_event()
-        except h11.RemoteProtocolError:
-            event = None
-        if not isinstance(event, h11.Request):
-            await transport.send_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+        parsed = parse_head(head)
+        if parsed is None:
+            await transport.send_all(BAD_REQUEST)
             return True
+        http, event = parsed
         authorization = next(
             (v.decode("latin-1") for k, v in event.headers if k == b"authorization"), None
         )
