@@ -142,3 +142,11 @@ def test_the_recorder_passes_a_token_request_through_and_records_nothing_of_it(
     assert [p.name for p in tmp_path.iterdir()] == ["call.jsonl"]
     assert token not in out.read_text()
     assert load_session(out).close.code == 1000  # type: ignore[union-attr]
+
+
+def test_a_token_request_that_is_no_http_gets_400(server: BackgroundReplayServer) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"GET /v3/token?expires_in_seconds=60 HTTP/1.1\r\n\r\n")  # no Host
+        assert raw.recv(100).startswith(b"HTTP/1.1 400 Bad Request\r\n")
