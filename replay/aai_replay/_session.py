@@ -104,14 +104,43 @@ class SessionFormatError(ValueError):
 # -- small helpers -------------------------------------------------------------------
 
 
+_SHOWN_DEPTH: Final = 100
+_SHOWN_NODES: Final = 10_000
+
+
+def _deeper_than(value: object, depth: int) -> bool:
+    """Whether lists, tuples and mappings nest in ``value`` deeper than ``depth``.
+
+    Looks at no more than ``_SHOWN_NODES`` containers (a wide value is not deep).
+    """
+    stack: list[tuple[object, int]] = [(value, 0)]
+    seen = 0
+    while stack and seen < _SHOWN_NODES:
+        item, level = stack.pop()
+        if isinstance(item, Mapping):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        seen += 1
+        if level >= depth:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
+
+
 def _shown(value: object) -> str:
     """A short rendering of a refused value, whatever it is (never an exception)."""
     if type(value) is int and value.bit_length() > 10_000:
         # repr() takes time quadratic in the digits, and refuses over 4300 of them.
         return f"an integer of {value.bit_length()} bits"
+    if _deeper_than(value, _SHOWN_DEPTH):
+        # Not left to repr(): where it gives up (RecursionError) depends on the interpreter.
+        return f"a deeply nested {type(value).__name__}"
     try:
         text = repr(value)
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - nesting through other containers
         return f"a deeply nested {type(value).__name__}"
     except Exception:  # a repr() of its own that fails: the value is refused all the same
         return f"a {type(value).__name__} that can't be shown"
