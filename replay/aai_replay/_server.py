@@ -87,6 +87,7 @@ Timing = Callable[[int, float, float], None]
 """``timing(connection, gate_opened, sent)``: see :class:`ReplayServer`."""
 _HANDSHAKE_TIMEOUT: Final = 10.0
 _CLOSE_TIMEOUT: Final = 5.0
+_PROTOCOL_CODES: Final = frozenset({1002, 1007})  # wsproto's: a broken frame, bad UTF-8
 DEFAULT_SEND_TIMEOUT: Final = 60.0
 """Seconds a write may make no progress before the client is dropped (see :class:`ReplayServer`)."""
 _SEND_STEP: Final = 1 << 14
@@ -142,7 +143,10 @@ class _Transport(trio.abc.Stream):
         the client sent was answered, one this side sent went out, and a lost
         stream is ``lost``.
         """
-        return ws.closed is not None and self._closed_unanswered()
+        # The codes wsproto reports for a broken frame: a client's own close (1000,
+        # 1001...) read before its answer went out is no failure of the protocol.
+        closed = ws.closed
+        return closed is not None and closed.code in _PROTOCOL_CODES and self._closed_unanswered()
 
     def _closed_unanswered(self) -> bool:
         return self.upgraded and not self.close_started and not self.lost

@@ -454,3 +454,25 @@ async def test_a_violation_with_a_frame_on_its_way_gets_the_close_after_it(
     [record] = server.journal
     assert record.close is not None
     assert record.close.code == 1002
+
+
+@pytest.mark.parametrize(
+    ("code", "failure"), [(1000, False), (1001, False), (1002, True), (1007, True)]
+)
+def test_a_close_read_before_its_answer_went_out_is_no_protocol_failure(
+    code: int, failure: bool
+) -> None:
+    # The client's own close can be read (and the connection seen closed) a moment
+    # before trio-websocket has written the answering close frame: only the codes
+    # wsproto reports for a broken frame make it a protocol failure.
+    from types import SimpleNamespace
+    from typing import cast
+
+    from trio_websocket import WebSocketConnection
+
+    from aai_replay._server import _Transport
+
+    transport = _Transport(cast(trio.abc.Stream, None), None)
+    transport.upgraded = True
+    ws = cast(WebSocketConnection, SimpleNamespace(closed=SimpleNamespace(code=code)))
+    assert transport.protocol_failure(ws) is failure
