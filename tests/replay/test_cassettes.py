@@ -188,3 +188,54 @@ def test_new_episodes_appends_exactly_the_new_connections(
     assert len(upstream.journal) == 3  # only the new connection reached the service
     replayed = run(pytester)
     replayed.assert_outcomes(passed=1)
+
+
+SDK_TEST = textwrap.dedent(
+    f"""
+    import pytest
+    from assemblyai.streaming.v3 import (
+        StreamingClient, StreamingClientOptions, StreamingEvents, StreamingParameters,
+    )
+
+    pytestmark = [
+        pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    ]
+
+
+    def call(api_host):
+        client = StreamingClient(StreamingClientOptions(api_key="my-key", api_host=api_host))
+        seen = []
+        client.on(StreamingEvents.Begin, lambda _c, m: seen.append("Begin"))
+        client.on(StreamingEvents.Termination, lambda _c, m: seen.append("Termination"))
+        client.connect(StreamingParameters(**{{"sample_rate": 16000}}))
+        with open({str(load_session(PLAIN).audio_path)!r}, "rb") as wav:
+            wav.read(44)
+            client.stream(iter(lambda: wav.read(1600), b""))
+        client.disconnect(terminate=True)
+        return seen
+
+
+    def test_two_calls(aai_cassette):
+        assert call(aai_cassette.api_host) == ["Begin", "Termination"]
+        assert call(aai_cassette.api_host) == ["Begin", "Termination"]
+        if hasattr(aai_cassette, "journal") and aai_cassette.journal:
+            assert len(aai_cassette.journal) == 2
+    """
+)
+
+
+def test_the_official_sdk_records_two_sessions_once_and_replays_them(
+    pytester: pytest.Pytester,
+) -> None:
+    with BackgroundReplayServer(PLAIN) as service:
+        pytester.makepyfile(test_sdk=SDK_TEST)
+        run(pytester, "--aai-record-mode=once", f"--aai-upstream={service.url}").assert_outcomes(
+            passed=1
+        )
+        assert len(service.journal) == 2
+    folder = pytester.path / "cassettes" / "test_sdk"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "test_two_calls-2.jsonl",
+        "test_two_calls.jsonl",
+    ]
+    run(pytester).assert_outcomes(passed=1)  # no service at all
