@@ -262,3 +262,171 @@ def test_a_bad_url_is_a_value_error_that_shows_no_credential(url: str) -> None:
         assert "KEY" not in str(raised.value)
         assert raised.value.__cause__ is None
         assert raised.value.__suppress_context__ or raised.value.__context__ is None
+
+
+# -- the rest of the contract, as the trio adapter's tests hold it ------------------------
+
+TURN = (
+    '{"turn_order":0,"turn_is_formatted":false,"end_of_turn":false,"transcript":"hi",'
+    '"end_of_turn_confidence":0.1,"words":[],"type":"Turn"}'
+)
+
+
+def test_iteration_stays_ended() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(BEGIN)
+        await ws.send(TERMINATION)
+        await ws.wait_closed()
+
+    async def body(url: str) -> None:
+        async with open_session(PARAMS, url=url) as live:
+            assert len([event async for event in live]) == 2
+            with pytest.raises(StopAsyncIteration):
+                await live.__anext__()
+
+    run(lambda: scripted(handler, body))
+
+
+def test_backpressure_keeps_every_event_in_order() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(BEGIN)
+        for _ in range(20):
+            await ws.send(TURN)
+        await ws.send(TERMINATION)
+        await ws.wait_closed()
+
+    async def body(url: str) -> None:
+        async with open_session(PARAMS, url=url, max_buffered_events=1) as live:
+            await asyncio.sleep(0.1)  # the reader stops at one event waiting
+            assert len(live._events) == 1
+            names = [type(event).__name__ async for event in live]
+        assert names == ["Begin", *["Turn"] * 20, "Termination"]
+
+    run(lambda: scripted(handler, body))
+
+
+def test_realtime_pacing_takes_as_long_as_the_audio() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(BEGIN)
+        async for message in ws:
+            if isinstance(message, str) and "Terminate" in message:
+                await ws.send(TERMINATION)
+                await ws.close(1000, "Session Ended")
+
+    async def body(url: str) -> None:
+        async with open_session(PARAMS, url=url) as live:
+            start = time.monotonic()
+            await live.stream([b"\0" * 3200] * 4, realtime=True)  # 0.4 s of audio
+            assert time.monotonic() - start >= 0.3  # the last frame waits for 350 ms
+            assert isinstance(await live.terminate(), Termination)
+
+    run(lambda: scripted(handler, body))
+
+
+def test_a_send_cut_off_breaks_the_session() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(BEGIN)
+        await ws.wait_closed()  # takes one message, then reads no more: the buffers fill up
+
+    async def body(url: str) -> None:
+        from aai_proto.asyncio import BrokenSessionError
+
+        async with open_session(PARAMS, url=url) as live:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(live.send_audio(b"\0" * (32 << 20)), 0.5)
+            assert live.state is State.BROKEN
+            with pytest.raises(BrokenSessionError, match="cancelled midway"):
+                await live.keep_alive()
+
+    async def serve_small(handler: Handler, body: Callable[[str], Awaitable[None]]) -> None:
+        async with serve(
+            handler, "127.0.0.1", 0, max_queue=1, max_size=None, close_timeout=1
+        ) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            await body(f"ws://127.0.0.1:{port}/v3/ws")
+
+    run(lambda: serve_small(handler, body))
+
+
+def test_a_close_while_sending_raises_the_failure() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(BEGIN)
+        await ws.close(1011, "Internal error")
+
+    async def body(url: str) -> None:
+        async with open_session(PARAMS, url=url) as live:
+            await asyncio.sleep(0.2)  # the close has come
+            with pytest.raises(StreamingError) as failed:
+                await live.send_audio(b"\0" * 3200)
+            assert (failed.value.code, failed.value.reason) == (1011, "Internal error")
+
+    run(lambda: scripted(handler, body))
+
+
+def test_a_failure_nobody_saw_is_raised_when_the_block_is_left() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(BEGIN)
+        await ws.send('{"type":"Error","error_code":3005,"error":"Server error"}')
+        await ws.close(3005, "See Error message for details")
+
+    async def body(url: str) -> None:
+        with pytest.raises(StreamingError) as failed:
+            async with open_session(PARAMS, url=url):
+                await asyncio.sleep(0.2)
+        assert (failed.value.code, failed.value.message) == (3005, "Server error")
+
+    run(lambda: scripted(handler, body))
+
+
+def test_a_refused_key_is_the_sessions_failure_at_open() -> None:
+    recording = load_session(SESSIONS[0].with_name("synth-plain.jsonl"))
+
+    async def main() -> None:
+        with pytest.raises(StreamingError) as refused:
+            async with open_session(recording.params, url=server.url, api_key="wrong"):
+                pytest.fail("no session")
+        assert refused.value.code == 1008
+
+    with BackgroundReplayServer(recording, api_key="right") as server:
+        run(main)
+
+
+def test_a_close_before_begin_is_a_connect_error() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.close(1000, "bye")
+
+    async def body(url: str) -> None:
+        with pytest.raises(ConnectError, match=r"closed the session \(1000\) before Begin"):
+            async with open_session(PARAMS, url=url):
+                pytest.fail("no session")
+
+    run(lambda: scripted(handler, body))
+
+
+def test_a_hang_up_during_the_handshake_is_a_connect_error() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            with pytest.raises(ConnectError, match="closed the connection during the WebSocket"):
+                async with open_session(PARAMS, url=f"ws://127.0.0.1:{port}/v3/ws"):
+                    pytest.fail("no session")
+
+    run(main)
+
+
+def test_the_context_manager_is_entered_once() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(BEGIN)
+        await ws.wait_closed()
+
+    async def body(url: str) -> None:
+        opener = open_session(PARAMS, url=url, terminate_timeout=0.1)
+        async with opener:
+            with pytest.raises(RuntimeError, match="entered only once"):
+                await opener.__aenter__()
+
+    run(lambda: scripted(handler, body))
