@@ -90,7 +90,7 @@ def run(pytester: pytest.Pytester, *args: str, ci: bool = False) -> pytest.RunRe
             patch.setenv("CI", "1")
         else:
             patch.delenv("CI", raising=False)
-        return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=120)
+        return pytester.runpytest("-p", "no:cacheprovider", *args)
 
 
 def test_record_once_then_replay_without_the_upstream(
