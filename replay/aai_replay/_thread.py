@@ -9,11 +9,10 @@ another event loop (asyncio or trio) because nothing blocks but the join.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import threading
 from types import TracebackType
-from typing import Any, Final, final
+from typing import Any, Final, TypeVar, final
 
 import trio
 
@@ -27,59 +26,66 @@ __all__ = ["BackgroundEpisodes", "BackgroundRecorder", "BackgroundReplayServer"]
 _START_TIMEOUT: Final = 30.0
 
 
-class BackgroundReplayServer:
-    """A :class:`ReplayServer` that runs in a background thread.
+_B = TypeVar("_B", bound="_Background")
 
-    ``start()`` returns once the server listens (``url``, ``api_host`` and ``port``
-    are then set); ``stop()`` cancels it and joins the thread. Use it as a context
-    manager to do both. Arguments are those of :class:`ReplayServer`.
+
+class _Background:
+    """Something that listens, on a trio loop of its own in a background thread.
+
+    ``start()`` returns once it listens (``url``, ``api_host`` and ``port`` are then
+    set); ``stop()`` cancels it and joins the thread. Use it as a context manager
+    to do both. A subclass says what to run in :meth:`_serve`.
     """
 
-    def __init__(
-        self, session: RecordedSession | Scenario | str | os.PathLike[str], **options: Any
-    ) -> None:
-        # Built here, so that a bad session or option fails in the caller's thread.
-        self.server = ReplayServer(session, **options)
+    def __init__(self) -> None:
+        self._url: str | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._token: trio.lowlevel.TrioToken | None = None
         self._scope: trio.CancelScope | None = None
         self._error: BaseException | None = None
 
+    async def _serve(self, *, task_status: trio.TaskStatus[Any]) -> None:
+        """Listen, say so with ``task_status.started(...)``, serve until cancelled."""
+        raise NotImplementedError
+
+    def _url_of(self, started: Any) -> str:
+        """The URL, from what :meth:`_serve` gave ``task_status.started()``: by default it."""
+        return str(started)
+
     @property
     def url(self) -> str:
         """``ws://HOST:PORT/v3/ws``."""
-        return self.server.url
+        if self._url is None:
+            raise RuntimeError(f"the {type(self).__name__} is not listening yet")
+        return self._url
 
     @property
     def api_host(self) -> str:
         """``ws://HOST:PORT``, for the official SDK's ``api_host``."""
-        return self.server.api_host
+        return self.url.removesuffix("/v3/ws")
 
     @property
     def port(self) -> int:
-        """The port the server listens on."""
-        return self.server.port
+        """The port it listens on."""
+        return int(self.api_host.rsplit(":", 1)[1])
 
     @property
     def journal(self) -> list[ConnectionRecord]:
-        """What each connection carried so far: see :attr:`ReplayServer.journal`.
-
-        Safe to read from the caller's thread while the server runs.
-        """
-        return self.server.journal
+        """What each replayed connection carried so far (none by default)."""
+        return []
 
     def unplayed(self) -> list[str]:
-        """The recorded connections of its scenario no client played (see ReplayServer)."""
-        return self.server.unplayed()
+        """The recorded connections no client played (none by default)."""
+        return []
 
     @property
     def running(self) -> bool:
-        """Whether the server thread is alive."""
+        """Whether the thread is alive."""
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> BackgroundReplayServer:
-        """Start the thread and wait until the server listens; raise what stopped it if not."""
+    def start(self: _B) -> _B:
+        """Start the thread and wait until it listens; raise what stopped it if not."""
         if self._thread is not None:
             raise RuntimeError("the server was already started")
         self._thread = threading.Thread(target=self._run, name="aai-replay-server", daemon=True)
@@ -104,13 +110,10 @@ class BackgroundReplayServer:
         finally:
             self._ready.set()
 
-    async def _serve(self, *, task_status: trio.TaskStatus[Any]) -> None:
-        await self.server.serve(task_status=task_status)
-
     async def _main(self) -> None:
         async with trio.open_nursery() as nursery:
             try:
-                await nursery.start(self._serve)
+                self._url = self._url_of(await nursery.start(self._serve))
             except Exception as exc:  # could not listen: reported by start(), as it is
                 self._error = exc
                 return
@@ -119,7 +122,7 @@ class BackgroundReplayServer:
             self._ready.set()
 
     def stop(self) -> None:
-        """Stop the server and join its thread; raise what ended it, if it failed. Idempotent."""
+        """Stop it and join its thread; raise what ended it, if it failed. Idempotent."""
         thread = self._thread
         if thread is None:
             return
@@ -130,7 +133,7 @@ class BackgroundReplayServer:
         thread.join()
         self._raise_error()
 
-    def __enter__(self) -> BackgroundReplayServer:
+    def __enter__(self: _B) -> _B:
         return self.start()
 
     def __exit__(
@@ -142,63 +145,67 @@ class BackgroundReplayServer:
         self.stop()
 
 
+class BackgroundReplayServer(_Background):
+    """A :class:`ReplayServer` that runs in a background thread.
+
+    ``start()`` returns once the server listens (``url``, ``api_host`` and ``port``
+    are then set); ``stop()`` cancels it and joins the thread. Use it as a context
+    manager to do both. Arguments are those of :class:`ReplayServer`.
+    """
+
+    def __init__(
+        self, session: RecordedSession | Scenario | str | os.PathLike[str], **options: Any
+    ) -> None:
+        super().__init__()
+        # Built here, so that a bad session or option fails in the caller's thread.
+        self.server = ReplayServer(session, **options)
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (0 before it does, if it was asked for any)."""
+        return self.server.port
+
+    @property
+    def journal(self) -> list[ConnectionRecord]:
+        """What each connection carried so far: see :attr:`ReplayServer.journal`.
+
+        Safe to read from the caller's thread while the server runs.
+        """
+        return self.server.journal
+
+    def unplayed(self) -> list[str]:
+        """The recorded connections of its scenario no client played (see ReplayServer)."""
+        return self.server.unplayed()
+
+    async def _serve(self, *, task_status: trio.TaskStatus[Any]) -> None:
+        await self.server.serve(task_status=task_status)
+
+    def _url_of(self, started: Any) -> str:
+        return self.server.url
+
+
 @final
-class BackgroundRecorder(BackgroundReplayServer):
+class BackgroundRecorder(_Background):
     """The recording proxy (:func:`aai_replay.record`) in a background thread.
 
     ``start()`` returns once it listens (``url``, ``api_host``); ``stop()`` closes
     its connections (their sessions are completed) and joins the thread. Arguments
     are those of :func:`~aai_replay.record`; they are checked in the caller's
-    thread, before anything listens.
+    thread, before anything listens. It keeps no journal: its sessions are its files.
     """
 
-    def __init__(  # the recorder takes the place of a replay server
-        self, out: str | os.PathLike[str], **options: Any
-    ) -> None:
+    def __init__(self, out: str | os.PathLike[str], **options: Any) -> None:
         from ._record import check_options
 
+        super().__init__()
         check_options(out, **options)
         self._out = out
         self._options = options
-        self._url: str | None = None
-        self._thread = None
-        self._ready = threading.Event()
-        self._token = None
-        self._scope = None
-        self._error = None
-
-    @property
-    def url(self) -> str:
-        """``ws://HOST:PORT/v3/ws``."""
-        if self._url is None:
-            raise RuntimeError("the recorder is not listening yet")
-        return self._url
-
-    @property
-    def api_host(self) -> str:
-        """``ws://HOST:PORT``, for the official SDK's ``api_host``."""
-        return self.url.removesuffix("/v3/ws")
-
-    @property
-    def port(self) -> int:
-        """The port the recorder listens on."""
-        return int(self.api_host.rsplit(":", 1)[1])
-
-    @property
-    def journal(self) -> list[ConnectionRecord]:
-        """A recorder keeps no journal: its sessions are its files."""
-        return []
-
-    def unplayed(self) -> list[str]:
-        """Nothing: a recorder plays no recording."""
-        return []
 
     async def _serve(self, *, task_status: trio.TaskStatus[Any]) -> None:
         from ._record import record
 
-        async with trio.open_nursery() as nursery:
-            self._url = await nursery.start(functools.partial(record, self._out, **self._options))
-            task_status.started(self._url)
+        await record(self._out, task_status=task_status, **self._options)
 
 
 _PIPE_BYTES: Final = 1 << 16
@@ -214,7 +221,7 @@ async def _pipe(source: trio.abc.Stream, sink: trio.abc.Stream) -> None:
 
 
 @final
-class BackgroundEpisodes(BackgroundReplayServer):
+class BackgroundEpisodes(_Background):
     """Record mode ``new_episodes``: recorded connections replayed, the ones after recorded.
 
     A TCP switch in a background thread: the first ``recorded`` connections go to
@@ -226,33 +233,11 @@ class BackgroundEpisodes(BackgroundReplayServer):
     def __init__(
         self, replay: BackgroundReplayServer, recorder: BackgroundRecorder, recorded: int
     ) -> None:
+        super().__init__()
         self._replay = replay
         self._recorder = recorder
         self._recorded = recorded
         self._count = 0
-        self._port = 0
-        self._thread = None
-        self._ready = threading.Event()
-        self._token = None
-        self._scope = None
-        self._error = None
-
-    @property
-    def url(self) -> str:
-        """``ws://127.0.0.1:PORT/v3/ws``."""
-        return f"{self.api_host}/v3/ws"
-
-    @property
-    def api_host(self) -> str:
-        """``ws://127.0.0.1:PORT``, for the official SDK's ``api_host``."""
-        if not self._port:
-            raise RuntimeError("the switch is not listening yet")
-        return f"ws://127.0.0.1:{self._port}"
-
-    @property
-    def port(self) -> int:
-        """The port the switch listens on."""
-        return self._port
 
     @property
     def journal(self) -> list[ConnectionRecord]:
@@ -265,10 +250,10 @@ class BackgroundEpisodes(BackgroundReplayServer):
 
     async def _serve(self, *, task_status: trio.TaskStatus[Any]) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self._port = listeners[0].socket.getsockname()[1]
+        port = listeners[0].socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
             await nursery.start(trio.serve_listeners, self._switch, listeners)
-            task_status.started(self.url)
+            task_status.started(f"ws://127.0.0.1:{port}/v3/ws")
 
     async def _switch(self, client: trio.abc.Stream) -> None:
         self._count += 1

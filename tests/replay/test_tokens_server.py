@@ -22,7 +22,7 @@ from websockets.sync.client import connect
 
 from aai_proto import StreamingError, TokenRequest, build_url, parse_token_response
 from aai_proto.trio import open_session
-from aai_replay import BackgroundReplayServer, load_session
+from aai_replay import BackgroundRecorder, BackgroundReplayServer, load_session
 from tests._sdk import SDK_WARNINGS, listen, sdk_parameters
 
 pytestmark = SDK_WARNINGS
@@ -37,7 +37,10 @@ def server() -> Iterator[BackgroundReplayServer]:
         yield running
 
 
-def ask(server: BackgroundReplayServer, target: str, key: str | None = KEY) -> tuple[int, str]:
+Listening = BackgroundReplayServer | BackgroundRecorder
+
+
+def ask(server: Listening, target: str, key: str | None = KEY) -> tuple[int, str]:
     """``GET target`` on the server, with the key: the status and the body."""
     parts = urlsplit(server.url)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
@@ -57,7 +60,7 @@ def mint(server: BackgroundReplayServer, **fields: int) -> str:
     return parse_token_response(body).token
 
 
-def trio_session(server: BackgroundReplayServer, token: str) -> list[str]:
+def trio_session(server: Listening, token: str) -> list[str]:
     session = load_session(PLAIN)
     audio = session.audio_path
     assert audio is not None
@@ -129,8 +132,6 @@ def test_a_bad_token_request(
 def test_the_recorder_passes_a_token_request_through_and_records_nothing_of_it(
     server: BackgroundReplayServer, tmp_path: Path
 ) -> None:
-    from aai_replay import BackgroundRecorder
-
     out = tmp_path / "call.jsonl"
     with BackgroundRecorder(out, upstream=server.url) as recorder:
         status, body = ask(recorder, TokenRequest(expires_in_seconds=60).target)
