@@ -15,7 +15,15 @@ import trio
 
 from aai_proto import TOKEN_PATH
 
-__all__ = ["BAD_REQUEST", "MAX_HEAD", "Prefixed", "is_token_request", "parse_head", "read_head"]
+__all__ = [
+    "BAD_REQUEST",
+    "MAX_HEAD",
+    "Prefixed",
+    "is_token_request",
+    "parse_head",
+    "read_head",
+    "split_token_request",
+]
 
 MAX_HEAD: Final = 1 << 16
 """The longest request head taken, in bytes."""
@@ -81,3 +89,14 @@ class Prefixed(trio.abc.Stream):
 
     async def aclose(self) -> None:
         await self.stream.aclose()
+
+
+async def split_token_request(stream: trio.abc.Stream) -> tuple[bytes | None, trio.abc.Stream]:
+    """``(head, stream)`` for a token request (its whole head), else ``(None, stream to serve)``.
+
+    The stream to serve returns the bytes read ahead first.
+    """
+    head = await read_head(stream)
+    if is_token_request(head):
+        return await read_head(Prefixed(stream, head), whole=True), stream
+    return None, Prefixed(stream, head)

@@ -66,7 +66,7 @@ import aai_proto
 from aai_proto import ClientChecker, Rejection, Violation
 from aai_proto._params import _is_credential_name
 
-from ._http import BAD_REQUEST, Prefixed, is_token_request, parse_head, read_head
+from ._http import BAD_REQUEST, parse_head, split_token_request
 from ._session import (
     ClientAudio,
     ClientMessage,
@@ -797,12 +797,11 @@ class _Recorder:
                     nursery.cancel_scope.cancel()
                 request = None
                 with trio.move_on_after(CONNECT_TIMEOUT):
-                    head = await read_head(stream)
-                    if is_token_request(head):
-                        head = await read_head(Prefixed(stream, head), whole=True)
+                    head, rest = await split_token_request(stream)
+                    if head is not None:
                         await self._pass_token_request(stream, head)
                         return
-                    request = await wrap_server_stream(nursery, Prefixed(stream, head))
+                    request = await wrap_server_stream(nursery, rest)
                 if request is not None:
                     target = urlsplit(request.path)
                     secrets = _credentials(target.query, request.headers) + secrets

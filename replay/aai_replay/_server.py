@@ -58,7 +58,7 @@ from aai_proto import ClientChecker
 from ._actions import Abort, CloseConnection, Send, close_reason
 from ._connection import DEFAULT_PATH, ReplayConnection, ReplayOptions
 from ._faults import Faults
-from ._http import BAD_REQUEST, is_token_request, parse_head, read_head
+from ._http import BAD_REQUEST, parse_head, split_token_request
 from ._journal import CloseRecord, ConnectionRecord, JournalWriter
 from ._replay import Pacing, ReplayPlan
 from ._scenario import (
@@ -130,11 +130,6 @@ class _Transport(trio.abc.Stream):
         side dropped it. (``ClosedResourceError`` comes only after this side closed it.)"""
         self.stalled = False
         """A write made no progress for ``send_timeout`` seconds: the socket was closed."""
-        self._unread = b""
-
-    def unread(self, data: bytes) -> None:
-        """Give back bytes read ahead: the next read returns them first."""
-        self._unread = data + self._unread
 
     def protocol_failure(self, ws: WebSocketConnection) -> bool:
         """Whether trio-websocket gave up on ``ws`` without a close frame, the stream still fine.
@@ -177,11 +172,6 @@ class _Transport(trio.abc.Stream):
         await self.stream.wait_send_all_might_not_block()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        if self._unread:
-            size = len(self._unread) if max_bytes is None else max_bytes
-            ahead, self._unread = self._unread[:size], self._unread[size:]
-            await trio.lowlevel.checkpoint()
-            return ahead
         try:
             data = await self.stream.receive_some(max_bytes)
         except trio.BrokenResourceError:
@@ -470,13 +460,16 @@ class ReplayServer:
         """Serve one connection over ``stream``; never raises but ``Cancelled``."""
         self.connections += 1
         number = self.connections
-        transport = _Transport(stream, self.send_timeout)
+        transport: _Transport | None = None
         try:
             async with trio.open_nursery() as nursery:
                 request = None
                 with trio.move_on_after(_HANDSHAKE_TIMEOUT):
-                    if await self._answered_token_request(transport):
+                    head, rest = await split_token_request(stream)
+                    if head is not None:
+                        await self._answer_token_request(stream, head)
                         return
+                    transport = _Transport(rest, self.send_timeout)
                     request = await wrap_server_stream(
                         cast(trio.Nursery, _ReaderNursery(nursery, number)),
                         transport,
@@ -485,6 +478,7 @@ class ReplayServer:
                         receive_buffer_size=_RECEIVE_BYTES,
                     )
                 if request is not None:
+                    assert transport is not None
                     await self._serve_request(request, transport, number)
                 nursery.cancel_scope.cancel()
         except Exception as exc:  # one connection's failure never ends the server
@@ -492,19 +486,12 @@ class ReplayServer:
         finally:
             await trio.aclose_forcefully(stream)
 
-    async def _answered_token_request(self, transport: _Transport) -> bool:
-        """Answer ``GET /v3/token`` as the service does; else give back what was read."""
-        head = await read_head(transport)
-        if not is_token_request(head):
-            transport.unread(head)
-            return False
-        if b"\r\n\r\n" not in head:
-            transport.unread(head)
-            head = await read_head(transport, whole=True)
+    async def _answer_token_request(self, stream: trio.abc.Stream, head: bytes) -> None:
+        """Answer ``GET /v3/token`` (its whole ``head``) as the service does."""
         parsed = parse_head(head)
         if parsed is None:
-            await transport.send_all(BAD_REQUEST)
-            return True
+            await stream.send_all(BAD_REQUEST)
+            return
         http, event = parsed
         authorization = next(
             (v.decode("latin-1") for k, v in event.headers if k == b"authorization"), None
@@ -516,11 +503,10 @@ class ReplayServer:
             headers=[("content-type", "application/json"), ("content-length", str(len(body)))],
         )
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await transport.send_all(
+            await stream.send_all(
                 http.send(response) + http.send(h11.Data(data=body)) + http.send(h11.EndOfMessage())
             )
         logger.info("token request: %d", answer.status)
-        return True
 
     def _redeemed(self, target: str, authorization: str | None) -> str | None:
         """The ``Authorization`` a request counts as having: the key, for a good token.
