@@ -287,6 +287,21 @@ class _ReaderNursery:
             self._waiting.cancel()  # after the handshake, a no-op
 
 
+async def _open_stream(url: str) -> trio.abc.Stream:
+    """The TCP connection to a ``ws://`` URL's host, TLS for ``wss://``, within CONNECT_TIMEOUT.
+
+    Raises ``OSError`` or ``trio.TooSlowError``.
+    """
+    parts = urlsplit(url)
+    secure = parts.scheme == "wss"
+    host = parts.hostname or ""
+    port = parts.port or (443 if secure else 80)
+    with trio.fail_after(CONNECT_TIMEOUT):
+        if secure:
+            return await trio.open_ssl_over_tcp_stream(host, port, https_compatible=True)
+        return await trio.open_tcp_stream(host, port)
+
+
 @asynccontextmanager
 async def _upstream_connection(
     url: str, headers: list[tuple[bytes, bytes]], shown: str
@@ -296,17 +311,9 @@ async def _upstream_connection(
     Raises :class:`_UpstreamFailed` if it can't be opened.
     """
     parts = urlsplit(url)
-    secure = parts.scheme == "wss"
-    host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
     resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
-        with trio.fail_after(CONNECT_TIMEOUT):
-            stream: trio.abc.Stream = await (
-                trio.open_ssl_over_tcp_stream(host, port, https_compatible=True)
-                if secure
-                else trio.open_tcp_stream(host, port)
-            )
+        stream = await _open_stream(url)
     except (OSError, trio.TooSlowError) as exc:
         raise _UpstreamFailed(502, _UNREACHABLE_BODY, f"can't reach {shown}: {exc}") from None
     ws: WebSocketConnection | None = None
@@ -829,9 +836,6 @@ class _Recorder:
             return
         _, event = parsed
         parts = urlsplit(self.upstream)
-        secure = parts.scheme == "wss"
-        host = parts.hostname or ""
-        port = parts.port or (443 if secure else 80)
         kept = [(k, v) for k, v in event.headers if k not in (b"host", b"connection")]
         request = h11.Request(
             method="GET",
@@ -840,17 +844,10 @@ class _Recorder:
         )
         answer = b""
         try:
-            with trio.fail_after(CONNECT_TIMEOUT):
-                upstream: trio.abc.Stream = await (
-                    trio.open_ssl_over_tcp_stream(host, port, https_compatible=True)
-                    if secure
-                    else trio.open_tcp_stream(host, port)
-                )
-                async with upstream:
-                    outgoing = h11.Connection(h11.CLIENT)
-                    await upstream.send_all(
-                        outgoing.send(request) + outgoing.send(h11.EndOfMessage())
-                    )
+            async with await _open_stream(self.upstream) as upstream:
+                outgoing = h11.Connection(h11.CLIENT)
+                await upstream.send_all(outgoing.send(request) + outgoing.send(h11.EndOfMessage()))
+                with trio.fail_after(CONNECT_TIMEOUT):
                     while len(answer) < _MAX_TOKEN_ANSWER and (
                         data := await upstream.receive_some(1 << 16)
                     ):

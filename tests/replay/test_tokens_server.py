@@ -151,3 +151,18 @@ def test_a_token_request_that_is_no_http_gets_400(server: BackgroundReplayServer
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
         raw.sendall(b"GET /v3/token?expires_in_seconds=60 HTTP/1.1\r\n\r\n")  # no Host
         assert raw.recv(100).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+
+
+def test_the_recorder_answers_502_when_the_upstream_cannot_be_reached(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens there once closed
+    with BackgroundRecorder(tmp_path / "r.jsonl", upstream=f"ws://127.0.0.1:{port}/v3/ws") as rec:
+        status, body = ask(rec, TokenRequest(expires_in_seconds=60).target)
+        assert (status, body) == (502, "")
+        with socket.create_connection(("127.0.0.1", rec.port), timeout=10) as raw:
+            raw.sendall(b"GET /v3/token?expires_in_seconds=60 HTTP/1.1\r\n\r\n")  # no Host
+            assert raw.recv(100).startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert list(tmp_path.iterdir()) == []
