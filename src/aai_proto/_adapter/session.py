@@ -23,6 +23,7 @@ class SessionBase:
 
     _client: Client
     _failure_seen: bool
+    _terminated: object | None  # set once terminate() was called
 
     # -- what the session knows ----------------------------------------------------
 
@@ -82,6 +83,23 @@ class SessionBase:
     async def _act(self, action: Callable[[], object]) -> None:
         """Call ``action`` on the core and send what it queued (the runtime's part)."""
         raise NotImplementedError
+
+    async def terminate(self) -> Termination | None:
+        """End the session (the runtime's part)."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Close the connection now (the runtime's part)."""
+        raise NotImplementedError
+
+    async def _leave(self) -> None:
+        """Leaving ``open_session``'s block normally: terminate unless already done."""
+        if self._terminated is None and self._client.failure is None and not self._broken():
+            await self.terminate()
+            return
+        await self.aclose()
+        if not self._failure_seen:
+            self._raise_failure()
 
     def _broken_error(self) -> Exception:
         """The runtime's exception for calls after a send was cut off."""

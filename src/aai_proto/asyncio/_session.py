@@ -324,15 +324,6 @@ class Session(SessionBase):
             self._begun.set()
             self._finished.set()
 
-    async def _leave(self) -> None:
-        """Leaving ``open_session``'s block normally: terminate unless already done."""
-        if self._terminated is None and self._client.failure is None and not self._broken():
-            await self.terminate()
-            return
-        await self.aclose()
-        if not self._failure_seen:
-            self._raise_failure()
-
     async def _stop(self) -> None:
         """Stop the reader task (the block is over) and wait for it."""
         reader = self._reader

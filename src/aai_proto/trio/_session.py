@@ -321,15 +321,6 @@ class Session(SessionBase, trio.abc.AsyncResource):
             self._finished.set()
             self._reader_done.set()
 
-    async def _leave(self) -> None:
-        """Leaving ``open_session``'s block normally: terminate unless already done."""
-        if self._terminated is None and self._client.failure is None and not self._broken():
-            await self.terminate()
-            return
-        await self.aclose()
-        if not self._failure_seen:
-            self._raise_failure()
-
 
 async def _close_now(stream: trio.abc.Stream) -> None:
     """Close ``stream`` at once, even in a cancelled scope (closing a trio stream never waits)."""
