@@ -25,10 +25,10 @@ from assemblyai.streaming.v3 import (
     StreamingEvents,
     StreamingParameters,
 )
+from b3_replay import stream_once
 
 from aai_proto import StreamingParams, Termination
 from aai_proto.asyncio import open_session as open_asyncio_session
-from aai_proto.trio import open_session as open_trio_session
 
 PARAMS = StreamingParams(sample_rate=16000, format_turns=True)
 # The SDK uses websockets APIs that websockets 17 deprecates.
@@ -36,20 +36,7 @@ warnings.simplefilter("ignore", DeprecationWarning)
 
 
 async def with_trio(url: str, wav: Path) -> int:
-    events = 0
-    ended = False
-    async with open_trio_session(PARAMS, url=url) as session, trio.open_nursery() as nursery:
-
-        async def send() -> None:
-            await session.stream_file(wav, realtime=False)
-            await session.terminate()
-
-        nursery.start_soon(send)
-        async for event in session:
-            events += 1
-            ended = isinstance(event, Termination)
-    if not ended:
-        raise SystemExit("the session did not end with Termination")
+    _, events, _ = await stream_once(url, wav)  # B3's client, as it is
     return events
 
 
