@@ -212,6 +212,11 @@ class ScenarioPlayer:
 
         Or the refusal to close it with, when there is none.
         """
+        chosen = self.choose_index(params)
+        return chosen if isinstance(chosen, ScenarioRefusal) else self.scenario.entries[chosen]
+
+    def choose_index(self, params: StreamingParams) -> int | ScenarioRefusal:
+        """As :meth:`choose`, the entry's position (from 0) instead of the entry."""
         scenario = self.scenario
         self._connections += 1
         count = self._connections
@@ -232,7 +237,7 @@ class ScenarioPlayer:
         else:
             return ScenarioRefusal(code=EXHAUSTED_CODE, reason=self._exhausted(count))
         self._played[index] += 1
-        return entries[index]
+        return index
 
     def _exhausted(self, count: int) -> str:
         total = len(self.scenario.entries)

@@ -643,10 +643,10 @@ class ReplayServer:
         if checker.receive_request(target, authorization=authorization) is not None:
             return self._plans[0], self.options
         assert checker.params is not None
-        chosen = self._player.choose(checker.params)
-        if isinstance(chosen, ScenarioRefusal):
-            return chosen
-        index = self.scenario.entries.index(chosen)
+        index = self._player.choose_index(checker.params)
+        if isinstance(index, ScenarioRefusal):
+            return index
+        chosen = self.scenario.entries[index]
         options = self.options
         if chosen.faults.active:  # the entry's own faults replace the server's
             options = attrs.evolve(options, faults=chosen.faults)

@@ -231,3 +231,10 @@ def test_a_bad_manifest_says_what_is_wrong(
         load_scenario(path)
     assert str(raised.value).startswith(f"{path}: ")
     assert problem in raised.value.problem
+
+
+def test_equal_entries_are_counted_by_position(three: list[RecordedSession]) -> None:
+    # Two entries alike: each is played once, in its place.
+    player = ScenarioPlayer(Scenario(entries=[three[0], three[0]]))
+    assert [player.choose_index(LIVE), player.choose_index(LIVE)] == [0, 1]
+    assert player.played == (1, 1)
