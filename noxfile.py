@@ -75,7 +75,7 @@ def fuzz(session: nox.Session) -> None:
     default session (a quick run is a test, tests/fuzz). Extra arguments go to
     fuzz/run.py, e.g. ``nox -s fuzz -- --quick`` or ``-- --only url --count 1000000``.
     """
-    session.install("-e", ".[hypothesis,fast]")
+    session.install("-e", ".[trio,hypothesis,fast]")  # the recorder target needs trio
     session.run("python", "-bb", "fuzz/run.py", *session.posargs)
 
 
