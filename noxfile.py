@@ -70,8 +70,9 @@ def fuzz(session: nox.Session) -> None:
     """Fuzz the parsers (``fuzz/run.py``): every input accepted or refused as documented.
 
     h11's invariant for parse_server_message, Client.receive_message,
-    parse_client_message, ClientChecker, parse_url and aai_replay.loads_session (and
-    the dumps_session round trip), 10^5 inputs per target: about 5 minutes, so not a
+    parse_client_message, ClientChecker, parse_url, aai_replay.loads_session (and
+    the dumps_session round trip) and the recorder's frame decisions, 10^5 inputs
+    per target: about 5 minutes, so not a
     default session (a quick run is a test, tests/fuzz). Extra arguments go to
     fuzz/run.py, e.g. ``nox -s fuzz -- --quick`` or ``-- --only url --count 1000000``.
     """
