@@ -9,6 +9,7 @@ from ._audio import MAX_CHUNK_MS, MIN_CHUNK_MS, AudioChunker, AudioFormat, TailP
 from ._client import TRANSITIONS, Client, Input, State
 from ._errors import (
     CLOSE_CODES,
+    NON_RETRYABLE_CLOSE_CODES,
     LocalProtocolError,
     ProtocolError,
     RemoteProtocolError,
@@ -91,6 +92,7 @@ __all__ = [
     "MIN_CHUNK_MS",
     "MIN_SESSION_SECONDS",
     "MIN_TOKEN_SECONDS",
+    "NON_RETRYABLE_CLOSE_CODES",
     "SHORT_FRAME_LIMIT",
     "TOKEN_PATH",
     "TRANSITIONS",

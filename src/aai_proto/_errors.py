@@ -16,6 +16,7 @@ from typing import final
 
 __all__ = [
     "CLOSE_CODES",
+    "NON_RETRYABLE_CLOSE_CODES",
     "LocalProtocolError",
     "ProtocolError",
     "RemoteProtocolError",
@@ -68,11 +69,55 @@ CLOSE_CODES: Mapping[int, str] = MappingProxyType(
         4102: "too many concurrent sessions",
         4103: "session reconnected elsewhere",
         4900: "replay mismatch: the client departed from the recorded session",
+        4901: "replay: a connection beyond the scenario's recorded connections",
+        4902: "replay: no recorded connection matches the request",
     }
 )
 """What each close code the service (or aai-proto's replay server) uses means."""
 
-_RETRYABLE = frozenset({1011, 1013})
+NON_RETRYABLE_CLOSE_CODES: frozenset[int] = frozenset(
+    {
+        # A normal close is no failure: there is nothing to retry.
+        1000,
+        # The Node SDK's non-retryable set (assemblyai-node-sdk, its streaming
+        # transcriber): bad sample rate, not authorized, insufficient funds,
+        # paid-only feature, invalid message schema.
+        4000,
+        4001,
+        4002,
+        4003,
+        4101,
+        # Issue 15: the v3 service's rejections of the credentials or the account
+        # (1008) and of the request or a client message (3006) are never retried.
+        1008,
+        3006,
+        # Ours, on the same ground -- the client's own request or audio is at fault,
+        # so the same client gets the same answer: chunk duration or pace (3007) and
+        # its legacy twins (4029 too fast, 4032-4034 too short, too long, too small
+        # to transcode), and invalid JSON (4100, the twin of 4101).
+        3007,
+        4029,
+        4032,
+        4033,
+        4034,
+        4100,
+        # The replay harness's refusals (aai_replay): a departure from the recording,
+        # a connection beyond the scenario, a request no recording matches. Each is
+        # decided by what the client sends; a retry would only be refused again (or
+        # use up the scenario's next connection).
+        4900,
+        4901,
+        4902,
+    }
+)
+"""Close codes after which the same session must not be tried again.
+
+Every other close -- 1011, 1013, 3005, 3008, 3009, 1006, an unknown code -- is
+retryable (:attr:`StreamingError.retryable`), as the Node SDK retries every close
+but 1000 and its non-retryable set {4000, 4001, 4002, 4003, 4101}. The Python SDK
+(``assemblyai/streaming/v3/client.py``, ``StreamingClient.connect``) retries only
+the WebSocket handshake and has no close-code list.
+"""
 
 
 def close_code_meaning(code: int, reason: str = "") -> str:
@@ -107,8 +152,13 @@ class StreamingError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """Whether the same request may succeed if made again (1011, 1013)."""
-        return self.code in _RETRYABLE
+        """Whether the same request may succeed if made again.
+
+        ``True`` for every code but :data:`NON_RETRYABLE_CLOSE_CODES` (1000, the
+        rejections of the credentials, the account, the request or what the client
+        sent, and the replay harness's refusals).
+        """
+        return self.code not in NON_RETRYABLE_CLOSE_CODES
 
     def __str__(self) -> str:
         detail = self.message or (self.reason if self.reason != self.meaning else "")

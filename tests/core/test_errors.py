@@ -6,6 +6,7 @@ import pytest
 
 from aai_proto import (
     CLOSE_CODES,
+    NON_RETRYABLE_CLOSE_CODES,
     LocalProtocolError,
     ProtocolError,
     RemoteProtocolError,
@@ -52,6 +53,49 @@ def test_streaming_error_text() -> None:
     )
     assert StreamingError(1011).retryable
     assert not StreamingError(3007).retryable
+
+
+# The documented table (the README's): every code aai-proto knows, and whether a
+# session that failed with it may be tried again.
+RETRYABLE_BY_CODE = {
+    1000: False,  # no failure
+    1001: True,
+    1005: True,
+    1006: True,  # a dropped connection
+    1008: False,  # issue 15: credentials or account
+    1011: True,
+    1013: True,
+    3005: True,
+    3006: False,  # issue 15: the request or a client message
+    3007: False,  # ours: the client's audio chunking or pace
+    3008: True,  # a new session is the way on
+    3009: True,
+    4001: False,  # the Node SDK's set
+    4002: False,  # the Node SDK's set
+    4008: True,
+    4029: False,  # ours: the legacy twin of 3007
+    4031: True,
+    4100: False,  # ours: the legacy twin of 3006
+    4101: False,  # the Node SDK's set
+    4102: True,
+    4103: True,
+    4900: False,  # the replay harness's refusals
+    4901: False,
+    4902: False,
+}
+
+
+def test_retryable_is_the_documented_table() -> None:
+    assert set(RETRYABLE_BY_CODE) == set(CLOSE_CODES)
+    assert {code: StreamingError(code).retryable for code in CLOSE_CODES} == RETRYABLE_BY_CODE
+    # Codes aai-proto has no meaning for: the Node SDK's other non-retryable ones,
+    # and the legacy "audio too short/long/small", are final; an unknown code is not.
+    for code in (4000, 4003, 4032, 4033, 4034):
+        assert not StreamingError(code).retryable, code
+    for code in (4004, 4321, 1002, 3000):
+        assert StreamingError(code).retryable, code
+    final = {1000, 1008, 3006, 3007, 4000, 4001, 4002, 4003, 4029, 4032, 4033, 4034, 4100, 4101}
+    assert set(NON_RETRYABLE_CLOSE_CODES) == final | {4900, 4901, 4902}
 
 
 def test_equality_and_hash() -> None:
