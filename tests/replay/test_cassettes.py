@@ -2,8 +2,8 @@
 
 A local replay server stands in for the service as the upstream (no network): its
 first connection fails 1011 before ``Begin``, its second plays ``synth-plain``. The
-client under test is written with ``aai_proto.trio`` and reconnects after a
-retryable failure, as the SDKs do. pytester runs the generated test file with each
+client under test is written with ``aai_proto.trio``, whose ``open_session`` tries a
+failed opening again (``retries``), as the SDKs do. pytester runs the generated test file with each
 record mode; every socket is on 127.0.0.1 and every wait bounded.
 """
 
@@ -26,7 +26,7 @@ PLAIN = SESSIONS / "synth-plain.jsonl"
 
 
 def agent_test(attempts: int) -> str:
-    """A test file: an agent that streams synth-plain, retrying ``attempts`` times."""
+    """A test file: an agent that streams synth-plain, opening in at most ``attempts`` tries."""
     audio = load_session(PLAIN).audio_path
     return textwrap.dedent(
         f"""
@@ -39,21 +39,17 @@ def agent_test(attempts: int) -> str:
 
         async def agent(url):
             with trio.fail_after(30):
-                return await attempts(url)
-
-
-        async def attempts(url):
-            for attempt in range({attempts}):
                 try:
-                    async with open_session(PARAMS, url=url, api_key="my-key") as live:
+                    async with open_session(
+                        PARAMS, url=url, api_key="my-key", retries={attempts - 1}, retry_delay=0
+                    ) as live:
                         await live.stream_file({str(audio)!r}, realtime=False)
                         await live.terminate()
                         return [e.transcript async for e in live
                                 if isinstance(e, Turn) and e.end_of_turn]
                 except StreamingError as exc:
-                    if not exc.retryable:
-                        raise
-            return None  # gave up quietly
+                    assert exc.retryable
+                    return None  # gave up quietly
 
 
         def test_agent(aai_cassette):

@@ -35,12 +35,15 @@ SESSIONS = Path(__file__).resolve().parents[2] / "fixtures" / "sessions"
 LIMIT = 30.0
 
 
-async def transcribe(url: str, session: RecordedSession) -> list[str]:
-    """One session through ``aai_proto.trio``: the final transcripts."""
+async def transcribe(url: str, session: RecordedSession, *, retries: int = 0) -> list[str]:
+    """One session through ``aai_proto.trio``: the final transcripts.
+
+    ``retries`` is ``open_session``'s: how many failed openings it tries again.
+    """
     audio = session.audio_path
     assert audio is not None
     finals: list[str] = []
-    async with open_session(session.params, url=url) as live:
+    async with open_session(session.params, url=url, retries=retries, retry_delay=0) as live:
         await live.stream_file(audio, realtime=False)
         await live.terminate()
         async for event in live:
@@ -48,17 +51,6 @@ async def transcribe(url: str, session: RecordedSession) -> list[str]:
                 finals.append(event.transcript)
             assert not isinstance(event, Termination) or live.termination is event
     return finals
-
-
-async def transcribe_retrying(url: str, session: RecordedSession, attempts: int) -> list[str]:
-    """As a client that reconnects after a retryable failure (1011, 1013) does."""
-    for attempt in range(attempts):
-        try:
-            return await transcribe(url, session)
-        except StreamingError as exc:
-            if not exc.retryable or attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
 
 
 @pytest.fixture
@@ -75,7 +67,7 @@ def two_connections(plain: RecordedSession) -> Scenario:
 async def test_a_reconnecting_client_plays_both_connections(plain: RecordedSession) -> None:
     with trio.fail_after(LIMIT):
         async with open_replay_server(two_connections(plain)) as server:
-            finals = await transcribe_retrying(server.url, plain, attempts=3)
+            finals = await transcribe(server.url, plain, retries=2)
             assert server.unplayed() == []
             journal = server.journal
     expected = [
@@ -145,7 +137,7 @@ async def test_a_manifest_path_is_served(plain: RecordedSession, tmp_path: Path)
     )
     with trio.fail_after(LIMIT):
         async with open_replay_server(manifest) as server:
-            await transcribe_retrying(server.url, plain, attempts=2)
+            await transcribe(server.url, plain, retries=1)
             assert server.unplayed() == []
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from aai_proto import AudioFormat, Begin, Client, Input, State, Termination
 
+from .retry import check_retries
+
 __all__ = ["SessionBase", "check_options"]
 
 
@@ -127,7 +129,12 @@ class SessionBase:
 
 
 def check_options(
-    *, terminate_timeout: float, connect_timeout: float, max_buffered_events: int
+    *,
+    terminate_timeout: float,
+    connect_timeout: float,
+    max_buffered_events: int,
+    retries: int = 0,
+    retry_delay: float = 0.0,
 ) -> None:
     """Raise ``ValueError`` for ``open_session`` options no session can run with."""
     for name, value in (
@@ -140,3 +147,4 @@ def check_options(
         raise ValueError(
             f"max_buffered_events must be a positive integer; got {max_buffered_events!r}"
         )
+    check_retries(retries, retry_delay)

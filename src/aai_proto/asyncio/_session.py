@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Final, TypeVar, final
+from typing import ClassVar, Final, TypeVar, final
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -47,6 +47,8 @@ from aai_proto import (
     redact_url,
 )
 from aai_proto._adapter.errors import ConnectError, ConnectTimeout, HandshakeRejected
+from aai_proto._adapter.frames import batches
+from aai_proto._adapter.retry import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, Attempts
 from aai_proto._adapter.session import SessionBase, check_options
 from aai_proto._adapter.sources import Chunk, Chunks, file_chunks, pace
 from aai_proto._adapter.target import Target
@@ -235,6 +237,9 @@ class Session(SessionBase):
 
     # -- internals ------------------------------------------------------------------
 
+    _batching: ClassVar[bool] = True
+    """Send several frames per write where websockets allows it (see _send_together)."""
+
     def _broken_error(self) -> Exception:
         return BrokenSessionError(
             "a send was cancelled midway, so the session's connection was closed"
@@ -254,7 +259,9 @@ class Session(SessionBase):
             frames = self._client.data_to_send()
             sent = 0
             try:
-                for frame in frames:
+                if len(frames) > 1:
+                    sent = await self._send_together(frames)
+                for frame in frames[sent:]:
                     await self._ws.send(frame)
                     sent += 1
             except websockets.ConnectionClosed:
@@ -266,6 +273,30 @@ class Session(SessionBase):
                     self._client.send_failed()
                     self._abort()
                 raise
+
+    async def _send_together(self, frames: list[bytes | str]) -> int:
+        """Send ``frames`` as ``send`` would one by one, but a batch per write.
+
+        Returns how many were sent, all of them unless this version of
+        ``websockets`` does not allow it (none then). One ``send`` per frame
+        would check, frame, write and drain each time: a second of audio (twenty
+        frames) would be twenty writes to the socket.
+        """
+        ws = self._ws
+        if not (self._batching and hasattr(ws, "send_context") and hasattr(ws.protocol, "writes")):
+            return 0
+        for batch in batches(frames):
+            async with ws.send_context():  # its checks and errors; one drain at the end
+                protocol = ws.protocol
+                for frame in batch:
+                    if isinstance(frame, str):
+                        protocol.send_text(frame.encode())
+                    else:
+                        protocol.send_binary(frame)
+                writes = protocol.writes
+                if len(writes) > 1 and all(writes):  # (an empty item is the end of stream)
+                    writes[:] = [b"".join(writes)]
+        return len(frames)
 
     async def _closed_while_sending(self) -> None:
         # The reader sees why the connection closed; wait for it to get there.
@@ -343,6 +374,8 @@ def open_session(
     tail: TailPolicy = "pad",
     terminate_timeout: float = 5.0,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    retry_delay: float = DEFAULT_RETRY_DELAY,
     max_buffered_events: int = 10_000,
     user_agent: str = DEFAULT_USER_AGENT,
 ) -> AbstractAsyncContextManager[Session]:
@@ -350,9 +383,12 @@ def open_session(
 
     The same arguments and behaviour as ``aai_proto.trio.open_session`` (but no
     ``stream=``): connects, sends the key or token in the ``Authorization``
-    header, and returns once ``Begin`` came, all within ``connect_timeout``;
-    raises :class:`ConnectError`, :class:`HandshakeRejected`, :class:`ConnectTimeout`
-    or the session's failure. Leaving the block normally terminates the session;
+    header, and returns once ``Begin`` came, within ``connect_timeout`` an attempt;
+    makes a failed attempt again up to ``retries`` times, ``retry_delay`` seconds
+    apart (never after an HTTP rejection, 1008 or 3006: see ``retryable``); raises
+    :class:`ConnectError`, :class:`HandshakeRejected`, :class:`ConnectTimeout` or
+    the session's failure, the last attempt's, with a note for each earlier one.
+    Leaving the block normally terminates the session;
     leaving it by an exception closes the socket at once and lets that exception
     through unchanged. Bad arguments raise ``ValueError`` at the call.
     """
@@ -364,9 +400,11 @@ def open_session(
         terminate_timeout=terminate_timeout,
         connect_timeout=connect_timeout,
         max_buffered_events=max_buffered_events,
+        retries=retries,
+        retry_delay=retry_delay,
     )
 
-    async def open_() -> Session:
+    async def open_(client: Client) -> Session:
         ws = await _connect(full_url, target, headers)
         try:
             session = Session(
@@ -393,11 +431,23 @@ def open_session(
             ws.transport.abort()
             raise
 
-    async def open_within() -> Session:
-        opened, session = await _within(connect_timeout, open_())
+    async def attempt(client: Client) -> Session:
+        opened, session = await _within(connect_timeout, open_(client))
         if not opened or session is None:
             raise ConnectTimeout(target.shown, f"no Begin within {connect_timeout:g} s")
         return session
+
+    async def open_within() -> Session:
+        attempts = Attempts(retries=retries, delay=retry_delay)
+        this_client = client
+        while True:
+            try:
+                return await attempt(this_client)
+            except Exception as exc:
+                if not attempts.retry(exc, this_client.closed):
+                    raise
+            await asyncio.sleep(attempts.delay)
+            this_client = Client(params, chunk_ms=chunk_ms, tail=tail)
 
     return _SessionContext(open_within)
 

@@ -20,10 +20,11 @@ import os
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Final, final
+from typing import ClassVar, Final, final
 
 import trio
 import trio_websocket
+from wsproto.connection import ConnectionState
 
 from aai_proto import (
     DEFAULT_URL,
@@ -42,6 +43,8 @@ from aai_proto import (
     build_url,
     redact_url,
 )
+from aai_proto._adapter.frames import batches, encode_client_frames
+from aai_proto._adapter.retry import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, Attempts
 from aai_proto._adapter.session import SessionBase, check_options
 
 from ._audio import Chunks, file_chunks, pace
@@ -51,7 +54,7 @@ from ._errors import ConnectError, ConnectTimeout
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "Session", "open_session"]
 
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
-"""Seconds ``open_session`` allows for the connection, the upgrade and ``Begin``."""
+"""Seconds ``open_session`` allows each attempt for the connection, the upgrade and ``Begin``."""
 CLOSE_TIMEOUT: Final = 2.0
 """Seconds allowed for the WebSocket closing handshake before the socket is closed anyway."""
 
@@ -229,6 +232,9 @@ class Session(SessionBase, trio.abc.AsyncResource):
 
     # -- internals ------------------------------------------------------------------
 
+    _batching: ClassVar[bool] = True
+    """Send several frames per write where trio-websocket allows it (see _send_frames)."""
+
     def _broken_error(self) -> Exception:
         return trio.BrokenResourceError(
             "a send was cancelled midway, so the session's connection was closed"
@@ -247,8 +253,7 @@ class Session(SessionBase, trio.abc.AsyncResource):
             action()  # the core decides: LocalProtocolError or ValueError leave nothing queued
             frames = self._client.data_to_send()
             try:
-                for frame in frames:
-                    await self._ws.send_message(frame)
+                await self._send_frames(frames)
             except trio_websocket.ConnectionClosed:
                 await self._closed_while_sending()
             except BaseException:
@@ -258,6 +263,40 @@ class Session(SessionBase, trio.abc.AsyncResource):
                     self._client.send_failed()
                 await _close_now(self._stream)
                 raise
+
+    async def _send_frames(self, frames: list[bytes | str]) -> None:
+        ws = self._ws
+        # Frames leave a batch at a time (a second of audio is twenty frames), each
+        # batch in one write under trio-websocket's own send lock, framed by
+        # encode_client_frames -- not a send_message each, with its lock,
+        # checkpoints and write. This reaches into the connection (its wsproto
+        # state, lock and abort); without those, frames go one at a time, and once
+        # the connection is closing, send_message raises what it says.
+        proto = getattr(ws, "_wsproto", None)
+        lock: trio.StrictFIFOLock | None = getattr(ws, "_stream_lock", None)
+        abort: Callable[[], Awaitable[None]] | None = getattr(ws, "_abort_web_socket", None)
+        if len(frames) < 2 or not self._batching or proto is None or lock is None or abort is None:
+            for frame in frames:
+                await ws.send_message(frame)
+            return
+        for batch in batches(frames):
+            if len(batch) == 1:
+                await ws.send_message(batch[0])
+                continue
+            data = encode_client_frames(batch)
+            async with lock:
+                if ws.closed is None and proto.state is ConnectionState.OPEN:
+                    try:
+                        await self._stream.send_all(data)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        # As send_message: the connection records an abnormal close.
+                        await abort()
+                        reason = ws.closed
+                        assert reason is not None
+                        raise trio_websocket.ConnectionClosed(reason) from None
+                    continue
+            for frame in batch:  # closing: send_message raises what the connection says
+                await ws.send_message(frame)
 
     async def _closed_while_sending(self) -> None:
         # The reader sees why the connection closed; wait for it to get there. It
@@ -338,6 +377,8 @@ def open_session(
     tail: TailPolicy = "pad",
     terminate_timeout: float = 5.0,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+    retry_delay: float = DEFAULT_RETRY_DELAY,
     max_buffered_events: int = 10_000,
     user_agent: str = DEFAULT_USER_AGENT,
     stream: trio.abc.Stream | None = None,
@@ -346,11 +387,19 @@ def open_session(
 
     Connects to ``url`` (``wss://`` or ``ws://``) with ``params`` in the query and the
     ``api_key`` or temporary ``token`` in the ``Authorization`` header, and waits
-    for the server's ``Begin``, all within ``connect_timeout`` seconds. Raises
+    for the server's ``Begin``, within ``connect_timeout`` seconds an attempt. Raises
     :class:`ConnectError` (DNS, refused, TLS, hang-up), :class:`HandshakeRejected`
     (an HTTP status), :class:`ConnectTimeout`, or the session's failure if the
     server refuses the session itself (``StreamingError`` 1008 for a bad key, 3006
     for an invalid parameter). Bad arguments raise ``ValueError`` at the call.
+
+    A failed attempt is made again, as the official SDKs do, up to ``retries``
+    more times, ``retry_delay`` seconds apart (each attempt has its own
+    ``connect_timeout``): a ``ConnectError`` or ``ConnectTimeout``, or a close
+    before ``Begin`` that :attr:`~aai_proto.StreamingError.retryable` allows (so
+    1011, not 1008 or 3006). Never an HTTP rejection (``HandshakeRejected``), and
+    never with ``stream=``, which can carry one attempt only. The last attempt's
+    exception is raised, with a note for each earlier failure.
 
     Leaving the block normally terminates the session (see
     :meth:`Session.terminate`) and raises a failure nobody has seen yet; leaving it
@@ -372,9 +421,11 @@ def open_session(
         terminate_timeout=terminate_timeout,
         connect_timeout=connect_timeout,
         max_buffered_events=max_buffered_events,
+        retries=retries,
+        retry_delay=retry_delay,
     )
 
-    async def connect(nursery: trio.Nursery) -> Session:
+    async def connect(nursery: trio.Nursery, client: Client) -> Session:
         conn = stream if stream is not None else await open_stream(target)
         try:
             ws, reading_over = await handshake(nursery, conn, target, headers)
@@ -400,10 +451,23 @@ def open_session(
             await _close_now(conn)
             raise
 
-    async def open_(nursery: trio.Nursery) -> Session:
+    async def attempt(nursery: trio.Nursery, client: Client) -> Session:
         with trio.move_on_after(connect_timeout):
-            return await connect(nursery)
+            return await connect(nursery, client)
         raise ConnectTimeout(target.shown, f"no Begin within {connect_timeout:g} s")
+
+    async def open_(nursery: trio.Nursery) -> Session:
+        # A stream given to us carries one attempt: there is no second connection.
+        attempts = Attempts(retries=retries if stream is None else 0, delay=retry_delay)
+        this_client = client
+        while True:
+            try:
+                return await attempt(nursery, this_client)
+            except Exception as exc:
+                if not attempts.retry(exc, this_client.closed):
+                    raise
+            await trio.sleep(attempts.delay)
+            this_client = Client(params, chunk_ms=chunk_ms, tail=tail)
 
     return _SessionContext(open_)
 
