@@ -29,6 +29,8 @@ TEST_DEPS = [
     # Independent peers for interoperability tests: the official SDK and websockets.
     "assemblyai>=0.40",
     "websockets>=15",
+    # The conformance suite's scripted server runs on both event loops (tests/conformance).
+    "anyio>=4.4",
 ]
 
 

@@ -9,10 +9,10 @@ does with a handler that takes a :class:`Peer`.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import anyio
 import anyio.abc
@@ -119,7 +119,8 @@ class Peer:
         while True:
             event = await self._next_event()
             if isinstance(event, TextMessage | BytesMessage):
-                self._parts.append(event.data)
+                data = event.data
+                self._parts.append(data if isinstance(data, str) else bytes(data))
                 if event.message_finished:
                     message: str | bytes = (
                         "".join(p for p in self._parts if isinstance(p, str))
@@ -140,8 +141,10 @@ class Peer:
 
     async def receive_until_terminate(self) -> None:
         """Read until the client's ``Terminate``."""
-        while await self.get_message() != TERMINATE:
-            pass
+        while True:
+            message = await self.get_message()
+            if isinstance(message, str) and message == TERMINATE:
+                return
 
     async def wait_close(self) -> None:
         """Read (and record) until the client closes; answer its close; hang up."""
@@ -161,6 +164,27 @@ class Peer:
     async def abort(self) -> None:
         """Hang up with no close frame."""
         await self.stream.aclose()
+
+    async def answer_close(self, *, ping: bytes | None = None, hang_up: bool = True) -> None:
+        """Wait for the client's close frame and answer it: a Ping first, if ``ping``.
+
+        A Ping after the client's close is legal, if rude (the client is closing).
+        Messages before the close are skipped, unrecorded. Without ``hang_up`` the
+        server keeps the TCP connection open after its close, until the test ends.
+        """
+        event = await self._next_event()
+        while not isinstance(event, CloseConnection):
+            event = await self._next_event()
+        self.close = ClientClosed(event.code, event.reason or "")
+        if ping is not None:
+            assert len(ping) < 126
+            await self.send_raw(bytes([0x89, len(ping)]) + ping)  # wsproto won't: we are closing
+        await self._send(event.response())
+        self.closed.set()
+        if hang_up:
+            await self.stream.aclose()
+        else:
+            await anyio.sleep_forever()
 
     # -- the socket ---------------------------------------------------------------
 
@@ -200,7 +224,7 @@ class Server:
         return self.peers[0]
 
 
-@asynccontextmanager
+@contextlib.asynccontextmanager
 async def serve(handler: Handler, *, receive_buffer: int | None = None) -> AsyncIterator[Server]:
     """Serve ``handler`` on 127.0.0.1 (a free port) until the block ends.
 
@@ -218,10 +242,9 @@ async def serve(handler: Handler, *, receive_buffer: int | None = None) -> Async
         async with stream:
             peer = Peer(stream)
             server.peers.append(peer)
-            try:
+            # the client went first if ClientClosed: what it did is the test's to check
+            with contextlib.suppress(ClientClosed):
                 await handler(peer)
-            except ClientClosed:
-                pass  # the client went first; what it did is the test's to check
 
     async with listener, anyio.create_task_group() as group:
         group.start_soon(listener.serve, one)

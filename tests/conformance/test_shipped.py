@@ -1,4 +1,4 @@
-"""Interoperability: ``aai_proto.trio`` against the replay server, for every shipped session."""
+"""Every shipped session, played by the replay server, gives both adapters the recorded events."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import json
 import time
 from pathlib import Path
 
+import anyio
 import pytest
-import trio
 
 from aai_proto import Begin, ServerError, ServerEvent, StreamingError, parse_server_message
-from aai_proto.trio import open_session
-from aai_replay import RecordedSession, ServerMessage, load_session, open_replay_server
+from aai_replay import BackgroundReplayServer, RecordedSession, ServerMessage, load_session
+from tests.conformance.conftest import Adapter, both
 
 SESSIONS = sorted((Path(__file__).resolve().parents[2] / "fixtures" / "sessions").glob("*.jsonl"))
 
@@ -25,31 +25,32 @@ def recorded_events(session: RecordedSession) -> list[ServerEvent]:
 
 
 @pytest.mark.parametrize("path", SESSIONS, ids=[p.stem for p in SESSIONS])
-async def test_the_trio_adapter_receives_the_recorded_events(path: Path) -> None:
+@both
+async def test_the_adapter_receives_the_recorded_events(adapter: Adapter, path: Path) -> None:
     session = load_session(path)
     audio = session.audio_path
     assert audio is not None
     received: list[ServerEvent] = []
     failures: list[StreamingError] = []
-    async with (
-        open_replay_server(session) as server,
-        open_session(session.params, url=server.url) as live,
-        trio.open_nursery() as nursery,
-    ):
+    with BackgroundReplayServer(session) as server:
+        async with (
+            adapter.open_session(session.params, url=server.url) as live,
+            anyio.create_task_group() as group,
+        ):
 
-        async def stream() -> None:
+            async def stream() -> None:
+                try:
+                    await live.stream_file(audio, realtime=False)
+                    await live.terminate()
+                except StreamingError:
+                    pass  # the iteration reports it too
+
+            group.start_soon(stream)
             try:
-                await live.stream_file(audio, realtime=False)
-                await live.terminate()
-            except StreamingError:
-                pass  # the iteration reports it too
-
-        nursery.start_soon(stream)
-        try:
-            async for event in live:
-                received.append(event)
-        except StreamingError as exc:
-            failures.append(exc)
+                async for event in live:
+                    received.append(event)
+            except StreamingError as exc:
+                failures.append(exc)
     expected = recorded_events(session)
     begin, recorded_begin = received[0], expected[0]
     assert isinstance(begin, Begin)
