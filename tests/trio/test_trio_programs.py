@@ -3,12 +3,14 @@
 Each test runs a scripted trio-websocket server on 127.0.0.1 (port 0) in its own
 nursery, and the program in a worker thread -- ``main()`` starts its own event loop,
 trio's or asyncio's -- so both run in this process, output captured by capsys.
+Every ``stream`` test runs once per ``--runtime`` and expects the same output of both.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import io
+import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -121,8 +123,15 @@ async def serve(nursery: trio.Nursery, handler: Handler) -> str:
     return f"ws://127.0.0.1:{server.port}/v3/ws"
 
 
-async def run_cli(*argv: str) -> int:
-    return await trio.to_thread.run_sync(_cli.main, list(argv))
+@pytest.fixture(params=["trio", "asyncio"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    """What ``--runtime`` names: each test that takes it runs on both runtimes."""
+    return str(request.param)
+
+
+async def run_cli(runtime: str, *argv: str) -> int:
+    """Run ``aai-proto ARGV --runtime RUNTIME`` in a worker thread; its exit status."""
+    return await trio.to_thread.run_sync(_cli.main, [*argv, "--runtime", runtime])
 
 
 class FakeTerminal(io.StringIO):
@@ -138,13 +147,14 @@ async def test_stream_prints_finals_as_lines_when_not_a_terminal(
     make_wav: WavMaker,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    runtime: str,
 ) -> None:
     monkeypatch.setenv("ASSEMBLYAI_API_KEY", KEY)
     server = Transcriber()
     url = await serve(nursery, server)
     path = make_wav(seconds=1.0)
     argv = ["stream", str(path), "--url", url, "--fast", "--param", "format_turns=true"]
-    assert await run_cli(*argv) == 0
+    assert await run_cli(runtime, *argv) == 0
     out, err = capsys.readouterr()
     assert out == "Hello world.\nBye.\n"
     assert err == "aai-proto: session session-1 ended: 1 s of audio, 2 s session\n"
@@ -158,6 +168,7 @@ async def test_stream_sends_a_raw_file_in_the_encoding_its_params_give(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    runtime: str,
 ) -> None:
     monkeypatch.setenv("ASSEMBLYAI_API_KEY", KEY)
     server = Transcriber()
@@ -166,12 +177,12 @@ async def test_stream_sends_a_raw_file_in_the_encoding_its_params_give(
     path.write_bytes(b"\xff" * 8000)  # 1 s of 8 kHz mu-law
     argv = ["stream", str(path), "--url", url, "--fast"]
     params = ["--param", "encoding=pcm_mulaw", "--param", "sample_rate=8000"]
-    assert await run_cli(*argv, *params) == 0
+    assert await run_cli(runtime, *argv, *params) == 0
     assert server.paths == ["/v3/ws?sample_rate=8000&encoding=pcm_mulaw"]
     assert bytes(server.audio) == b"\xff" * 8000
     capsys.readouterr()
     # A raw file says nothing of its rate: without one, the encoding cannot be read.
-    assert await run_cli(*argv, "--param", "encoding=pcm_mulaw") == 2
+    assert await run_cli(runtime, *argv, "--param", "encoding=pcm_mulaw") == 2
     assert capsys.readouterr().err == (
         "aai-proto: error: Invalid 'sample_rate': required for encoding 'pcm_mulaw'\n"
     )
@@ -194,6 +205,7 @@ async def test_stream_redraws_interim_text_on_a_terminal(
     make_wav: WavMaker,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    runtime: str,
 ) -> None:
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stdout", terminal)
@@ -201,7 +213,7 @@ async def test_stream_redraws_interim_text_on_a_terminal(
     url = await serve(nursery, Transcriber())
     path = make_wav(seconds=0.2)
     argv = ["stream", str(path), "--url", url, "--token", TOKEN, "--param", "format_turns=true"]
-    assert await run_cli(*argv) == 0  # paced in real time: 0.2 s
+    assert await run_cli(runtime, *argv) == 0  # paced in real time: 0.2 s
     clear = "\r\x1b[2K"
     assert terminal.getvalue() == (
         f"{clear}hello{clear}... world{clear}... world{clear}Hello world.\n{clear}bye{clear}Bye.\n"
@@ -211,11 +223,11 @@ async def test_stream_redraws_interim_text_on_a_terminal(
 
 
 async def test_stream_json_prints_every_event(
-    nursery: trio.Nursery, make_wav: WavMaker, capsys: pytest.CaptureFixture[str]
+    nursery: trio.Nursery, make_wav: WavMaker, capsys: pytest.CaptureFixture[str], runtime: str
 ) -> None:
     url = await serve(nursery, Transcriber())
     path = make_wav(seconds=1.0)
-    assert await run_cli("stream", str(path), "--url", url, "--fast", "--json") == 0
+    assert await run_cli(runtime, "stream", str(path), "--url", url, "--fast", "--json") == 0
     out, _ = capsys.readouterr()
     termination = aai.Termination(audio_duration_seconds=1, session_duration_seconds=2)
     expected = [
@@ -232,6 +244,7 @@ async def test_stream_keeps_an_interim_line_when_the_session_fails(
     make_wav: WavMaker,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    runtime: str,
 ) -> None:
     terminal = FakeTerminal()
     monkeypatch.setattr(sys, "stdout", terminal)
@@ -244,7 +257,9 @@ async def test_stream_keeps_an_interim_line_when_the_session_fails(
 
     url = await serve(nursery, handler)
     path = make_wav(seconds=1.0)
-    assert await run_cli("stream", str(path), "--url", url, "--fast", "--api-key", KEY) == 1
+    assert (
+        await run_cli(runtime, "stream", str(path), "--url", url, "--fast", "--api-key", KEY) == 1
+    )
     assert terminal.getvalue() == "\r\x1b[2Kso far\n"
     _, err = capsys.readouterr()
     assert err == (
@@ -254,11 +269,11 @@ async def test_stream_keeps_an_interim_line_when_the_session_fails(
 
 
 async def test_stream_reports_a_missing_termination(
-    nursery: trio.Nursery, make_wav: WavMaker, capsys: pytest.CaptureFixture[str]
+    nursery: trio.Nursery, make_wav: WavMaker, capsys: pytest.CaptureFixture[str], runtime: str
 ) -> None:
     url = await serve(nursery, Transcriber(end="close"))
     path = make_wav(seconds=0.1)
-    assert await run_cli("stream", str(path), "--url", url, "--fast") == 1
+    assert await run_cli(runtime, "stream", str(path), "--url", url, "--fast") == 1
     out, err = capsys.readouterr()
     assert out == ""
     assert err == (
@@ -269,7 +284,11 @@ async def test_stream_reports_a_missing_termination(
 
 @pytest.mark.parametrize("credential", ["--token", "--api-key"])
 async def test_stream_hides_credentials_when_rejected(
-    nursery: trio.Nursery, make_wav: WavMaker, capsys: pytest.CaptureFixture[str], credential: str
+    nursery: trio.Nursery,
+    make_wav: WavMaker,
+    capsys: pytest.CaptureFixture[str],
+    credential: str,
+    runtime: str,
 ) -> None:
     secret = TOKEN if credential == "--token" else KEY
 
@@ -280,7 +299,7 @@ async def test_stream_hides_credentials_when_rejected(
 
     url = await serve(nursery, handler)
     path = make_wav(seconds=0.1)
-    assert await run_cli("stream", str(path), "--url", url, credential, secret) == 1
+    assert await run_cli(runtime, "stream", str(path), "--url", url, credential, secret) == 1
     out, err = capsys.readouterr()
     assert out == ""
     assert err == (
@@ -291,7 +310,7 @@ async def test_stream_hides_credentials_when_rejected(
 
 
 async def test_stream_shows_why_the_server_rejected_the_upgrade(
-    nursery: trio.Nursery, make_wav: WavMaker, capsys: pytest.CaptureFixture[str]
+    nursery: trio.Nursery, make_wav: WavMaker, capsys: pytest.CaptureFixture[str], runtime: str
 ) -> None:
     async def handler(request: WebSocketRequest) -> None:
         body = (
@@ -301,7 +320,9 @@ async def test_stream_shows_why_the_server_rejected_the_upgrade(
 
     url = await serve(nursery, handler)
     path = make_wav(seconds=0.1)
-    assert await run_cli("stream", str(path), "--url", url.replace("/v3/ws", "/v2/ws")) == 1
+    assert (
+        await run_cli(runtime, "stream", str(path), "--url", url.replace("/v3/ws", "/v2/ws")) == 1
+    )
     out, err = capsys.readouterr()
     assert out == ""
     prefix = (
@@ -316,13 +337,13 @@ async def test_stream_shows_why_the_server_rejected_the_upgrade(
 
 
 async def test_stream_warns_of_an_unknown_parameter_and_still_sends_it(
-    nursery: trio.Nursery, make_wav: WavMaker, capsys: pytest.CaptureFixture[str]
+    nursery: trio.Nursery, make_wav: WavMaker, capsys: pytest.CaptureFixture[str], runtime: str
 ) -> None:
     server = Transcriber()
     url = await serve(nursery, server)
     path = make_wav(seconds=0.1)
     params = ["--param", "format_turn=true", "--param", "zzz=1"]
-    assert await run_cli("stream", str(path), "--url", url, "--fast", *params) == 0
+    assert await run_cli(runtime, "stream", str(path), "--url", url, "--fast", *params) == 0
     _, err = capsys.readouterr()
     assert err.splitlines()[:2] == [
         "aai-proto: warning: 'format_turn' is not a parameter aai-proto knows (did you mean "
@@ -339,6 +360,7 @@ async def test_stream_stops_when_standard_output_breaks(
     make_wav: WavMaker,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    runtime: str,
 ) -> None:
     class BrokenPipe(io.StringIO):
         def write(self, text: str) -> int:
@@ -350,7 +372,7 @@ async def test_stream_stops_when_standard_output_breaks(
     path = make_wav(seconds=30.0)  # paced in real time, were it not stopped at once
     start = trio.current_time()
     # Quiet, as a Unix tool whose reader went away, with 128 + SIGPIPE (as a shell shows it).
-    assert await run_cli("stream", str(path), "--url", url, "--json") == 141
+    assert await run_cli(runtime, "stream", str(path), "--url", url, "--json") == 141
     assert trio.current_time() - start < 10
     _, err = capsys.readouterr()
     assert err == ""
@@ -379,9 +401,11 @@ def test_stream_usage_errors(
     argv: list[str],
     status: int,
     message: str,
+    runtime: str,
 ) -> None:
     path = make_wav()
-    assert _cli.main(["stream", str(path), "--url", "ws://127.0.0.1:9/v3/ws", *argv]) == status
+    argv = ["stream", str(path), "--url", "ws://127.0.0.1:9/v3/ws", "--runtime", runtime, *argv]
+    assert _cli.main(argv) == status
     out, err = capsys.readouterr()
     assert out == ""
     assert message in err
@@ -419,13 +443,15 @@ def test_stream_file_errors(
     capsys: pytest.CaptureFixture[str],
     wav: str,
     message: str,
+    runtime: str,
 ) -> None:
     make_wav("stereo.wav", channels=2)
     (tmp_path / "folder.wav").mkdir()
     (tmp_path / "folder.pcm").mkdir()
     (tmp_path / "text.wav").write_text("not audio")
     path = tmp_path / wav
-    assert _cli.main(["stream", str(path), "--url", "ws://127.0.0.1:9/v3/ws"]) == 1
+    argv = ["stream", str(path), "--url", "ws://127.0.0.1:9/v3/ws", "--runtime", runtime]
+    assert _cli.main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("aai-proto: error: " + message.format(tmp=tmp_path))
     assert "Error" not in err  # words, not Python's class names
@@ -437,18 +463,89 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == f"aai-proto {aai.__version__}\n"
 
 
-def test_help_and_interrupt(
-    make_wav: WavMaker, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli.main(["stream", "--help"]) == 0
-    assert "--realtime" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--realtime" in out
+    assert "--runtime {trio,asyncio}" in out
 
+
+def test_interrupt(
+    make_wav: WavMaker,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: str,
+) -> None:
     async def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(_cli, "_stream", interrupted)
-    assert _cli.main(["stream", str(make_wav()), "--url", "ws://127.0.0.1:9/v3/ws"]) == 130
+    argv = ["stream", str(make_wav()), "--url", "ws://127.0.0.1:9/v3/ws", "--runtime", runtime]
+    assert _cli.main(argv) == 130
     assert capsys.readouterr().err == "aai-proto: interrupted\n"
+
+
+def test_an_unknown_runtime_is_a_usage_error(
+    make_wav: WavMaker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["stream", str(make_wav()), "--url", "ws://127.0.0.1:9/v3/ws", "--runtime", "curio"]
+    assert _cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    last = err.splitlines()[-1]
+    # argparse's own line; how it quotes the choices varies between Python versions.
+    assert last.startswith("aai-proto stream: error: argument --runtime: invalid choice: 'curio'")
+    assert "trio" in last
+    assert "asyncio" in last
+
+
+def test_the_runtime_is_trio_by_default(
+    make_wav: WavMaker, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+
+    async def record(runtime: object, *args: object) -> None:
+        seen.append(type(runtime).__name__)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli, "_stream", record)
+    assert _cli.main(["stream", str(make_wav()), "--url", "ws://127.0.0.1:9/v3/ws"]) == 130
+    assert seen == ["_Trio"]
+    capsys.readouterr()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then let go)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    "runtime",
+    [
+        "trio",
+        pytest.param(
+            "asyncio",
+            marks=pytest.mark.xfail(
+                reason="aai_proto.asyncio words a refused connection as Python's OSError "
+                "does ('[Errno 111] Connect call failed'), not as aai_proto.trio"
+            ),
+        ),
+    ],
+)
+async def test_stream_says_the_connection_was_refused(
+    make_wav: WavMaker, capsys: pytest.CaptureFixture[str], runtime: str
+) -> None:
+    port = closed_port()
+    url = f"ws://127.0.0.1:{port}/v3/ws"
+    assert await run_cli(runtime, "stream", str(make_wav(seconds=0.1)), "--url", url) == 1
+    assert capsys.readouterr() == (
+        "",
+        f"aai-proto: error: can't connect to {url}: all attempts to connect to "
+        f"127.0.0.1:{port} failed (Connection refused)\n",
+    )
 
 
 # -- examples/asyncio_client.py ---------------------------------------------------------------

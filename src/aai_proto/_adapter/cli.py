@@ -26,6 +26,7 @@ __all__ = [
     "describe_os_error",
     "flush_stdout",
     "leaves",
+    "missing_extra",
     "needs_trio",
     "say",
     "signal_status",
@@ -38,6 +39,8 @@ BROKEN_PIPE: Final = 141  # 128 + SIGPIPE, as a shell reports `yes | head -1`'s 
 
 NEEDS_TRIO: Final = 'this command needs the trio extra: pip install "aai-proto[trio]"'
 _TRIO_MODULES: Final = frozenset({"trio", "trio_websocket"})
+# Which extra installs each module a runtime adapter imports (pyproject's extras).
+_EXTRA_OF: Final = {"trio": "trio", "trio_websocket": "trio", "websockets": "asyncio"}
 
 
 def _group_types() -> tuple[type[BaseException], ...]:
@@ -66,6 +69,17 @@ def leaves(exc: BaseException) -> list[BaseException]:
 def needs_trio(exc: BaseException) -> bool:
     """Whether ``exc`` says the trio extra is not installed."""
     return isinstance(exc, ModuleNotFoundError) and exc.name in _TRIO_MODULES
+
+
+def missing_extra(exc: BaseException) -> str | None:
+    """The extra (``"trio"``, ``"asyncio"``) whose absence ``exc`` reports, else None.
+
+    A submodule counts as its package: an old ``websockets`` without
+    ``websockets.asyncio`` is fixed by installing the extra too.
+    """
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    return _EXTRA_OF.get(exc.name.partition(".")[0])
 
 
 def signal_status(found: list[BaseException], say_: Callable[[str], None]) -> int | None:

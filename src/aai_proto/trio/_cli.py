@@ -1,6 +1,7 @@
 """The ``aai-proto`` command: ``aai-proto stream AUDIO`` prints a live transcript.
 
-A trio program, so it lives in ``aai_proto.trio`` (``python -m aai_proto.trio`` runs it).
+It runs on trio (the default) or, with ``--runtime asyncio``, on asyncio; it lives
+in ``aai_proto.trio`` (``python -m aai_proto.trio`` runs it), where it began.
 
 Transcripts go to standard output: on a terminal the current turn's interim text
 is redrawn in place and each final turn gets its own line; elsewhere only the final
@@ -13,8 +14,12 @@ error, 130 when interrupted, 141 when standard output is a pipe closed early
 Strategy: :func:`main` is the one place where an exception becomes an exit status
 and one line of standard error -- whatever raised it, and however deep in trio's
 exception groups it arrived (Ctrl-C does, from inside the session's nursery). The
-module imports no trio until a session starts, so that the command, installed
-with the core, can say which extra is missing.
+command is written once, against the API both adapters share: a runtime is only
+its ``open_session``, a way to run a coroutine, and a way to show events while
+the audio goes out (:class:`_Trio`, :class:`_Asyncio`). The module imports
+neither runtime until the command has been read, so that the command, installed
+with the core, can say which extra is missing, and ``--runtime asyncio`` works
+where trio is not installed.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import difflib
 import os
 import shutil
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final, TextIO
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
+from contextlib import AbstractAsyncContextManager
+from functools import partial
+from typing import Any, Final, Protocol, TextIO, TypeVar
 from urllib.parse import quote, urlencode
 
 import attrs
@@ -47,14 +54,8 @@ from aai_proto import (
     parse_url,
 )
 from aai_proto._adapter import cli
+from aai_proto._adapter.errors import ConnectError, HandshakeRejected
 from aai_proto._adapter.sources import RAW_SUFFIXES, check_format, read_wav_format
-
-from ._errors import ConnectError, HandshakeRejected
-
-if TYPE_CHECKING:
-    import trio
-
-    from ._session import Session
 
 __all__ = ["main"]
 
@@ -66,6 +67,8 @@ _CLEAR_LINE = "\r\x1b[2K"
 _FAILED: Final = cli.FAILED
 _USAGE: Final = cli.USAGE
 _BODY_CHARS: Final = 200  # of a rejected upgrade's body, shown on the error line
+
+_T = TypeVar("_T")
 
 # Every parameter name the core reads from a URL, for "did you mean" hints.
 _KNOWN_PARAMS: Final = tuple(
@@ -130,6 +133,13 @@ def _parser() -> argparse.ArgumentParser:
         "e.g. --param format_turns=true; sample_rate defaults to a WAV file's",
     )
     stream.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    stream.add_argument(
+        "--runtime",
+        choices=tuple(_RUNTIMES),
+        default="trio",
+        help="the event loop to stream on: trio (the default; the trio extra) or asyncio "
+        "(the asyncio extra); the same output either way",
+    )
     return parser
 
 
@@ -191,29 +201,139 @@ def _fit(text: str, columns: int) -> str:
     return text if len(text) <= room else "..." + text[len(text) - room + 3 :]
 
 
+# -- the runtimes ---------------------------------------------------------------------
+
+
+class _Session(Protocol):
+    """What the command uses of a session: the API both adapters' ``Session`` share."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    async def stream_file(self, path: str, *, realtime: bool = ...) -> None: ...
+
+    async def terminate(self) -> Termination | None: ...
+
+    async def aclose(self) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[ServerEvent]: ...
+
+
+_Stop = Callable[[], None]
+"""Stops the audio and the display at once: what the display calls when it cannot go on."""
+
+
+class _Runtime(Protocol):
+    """Where the command runs: trio or asyncio. Made once the command line is read:
+    making one imports its runtime (``ModuleNotFoundError`` when its extra is missing)."""
+
+    def open_session(
+        self, params: StreamingParams, *, api_key: str | None, token: str | None, url: str
+    ) -> AbstractAsyncContextManager[_Session]: ...
+
+    def run(self, main: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        """Run ``main`` in a new event loop; return its result."""
+        ...
+
+    async def alongside(
+        self, send: Callable[[], Awaitable[None]], show: Callable[[_Stop], Awaitable[None]]
+    ) -> None:
+        """Await ``send()`` while ``show(stop)`` runs beside it; return when both are done.
+
+        ``stop()`` cancels both; it is not an error.
+        """
+        ...
+
+
+class _Trio:
+    def __init__(self) -> None:
+        import trio  # noqa: F401 - the first thing that needs the extra
+
+        from ._session import open_session
+
+        self.open_session = open_session
+
+    def run(self, main: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        import trio
+
+        return trio.run(main)
+
+    async def alongside(
+        self, send: Callable[[], Awaitable[None]], show: Callable[[_Stop], Awaitable[None]]
+    ) -> None:
+        import trio
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(show, nursery.cancel_scope.cancel)
+            await send()
+
+
+class _Asyncio:
+    def __init__(self) -> None:
+        from aai_proto.asyncio import open_session  # the first thing that needs the extra
+
+        self.open_session = open_session
+
+    def run(self, main: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+        import asyncio
+
+        return asyncio.run(main())
+
+    async def alongside(
+        self, send: Callable[[], Awaitable[None]], show: Callable[[_Stop], Awaitable[None]]
+    ) -> None:
+        import asyncio
+
+        sending = asyncio.ensure_future(send())
+
+        def stop() -> None:
+            sending.cancel()  # show returns once it has called this
+
+        showing = asyncio.ensure_future(show(stop))
+        try:
+            # wait(), not await: a task that stop() cancelled is no error here. If
+            # this task is cancelled (Ctrl-C), wait() raises and the finally cancels both.
+            await asyncio.wait([sending])
+            await asyncio.wait([showing])
+        finally:
+            sending.cancel()
+            showing.cancel()
+            await asyncio.wait([sending, showing])
+        for task in (sending, showing):
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                raise exc  # pragma: no cover - send and show record their failures
+
+
+_RUNTIMES: Final[dict[str, Callable[[], _Runtime]]] = {"trio": _Trio, "asyncio": _Asyncio}
+
+
+# -- the stream command ------------------------------------------------------------------
+
+
 async def _stream(
-    args: argparse.Namespace, params: StreamingParams, display: _Display
+    runtime: _Runtime, args: argparse.Namespace, params: StreamingParams, display: _Display
 ) -> tuple[str, Termination | None]:
     """Stream the file, showing events as they come; return the session id and its end."""
-    import trio
-
-    from ._session import open_session
-
     api_key = args.api_key or (None if args.token else os.environ.get(_KEY_VARIABLE) or None)
-    async with open_session(params, api_key=api_key, token=args.token, url=args.url) as session:
-        # One task shows events as they come; this one sends. Failures are recorded,
-        # not raised, so that no exception group reaches main() (but Ctrl-C does).
+    opened = runtime.open_session(params, api_key=api_key, token=args.token, url=args.url)
+    async with opened as session:
+        # Events are shown as they come while the audio goes out. Failures are
+        # recorded, not raised, so that no exception group reaches main() (but
+        # Ctrl-C does).
         errors: list[Exception] = []
         termination = None
+
+        async def send() -> None:
+            nonlocal termination
+            try:
+                await session.stream_file(args.audio, realtime=args.realtime)
+                termination = await session.terminate()
+            except Exception as exc:
+                errors.insert(0, exc)
+                await session.aclose()  # the events before the failure are still shown
+
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_show_events, session, display, errors, nursery.cancel_scope)
-                try:
-                    await session.stream_file(args.audio, realtime=args.realtime)
-                    termination = await session.terminate()
-                except Exception as exc:
-                    errors.insert(0, exc)
-                    await session.aclose()  # the events before the failure are still shown
+            await runtime.alongside(send, partial(_show_events, session, display, errors))
         finally:
             with contextlib.suppress(OSError):  # standard output may be what failed
                 display.finish()
@@ -223,7 +343,7 @@ async def _stream(
 
 
 async def _show_events(
-    session: Session, display: _Display, errors: list[Exception], scope: trio.CancelScope
+    session: _Session, display: _Display, errors: list[Exception], stop: _Stop
 ) -> None:
     try:
         async for event in session:
@@ -231,7 +351,7 @@ async def _show_events(
                 display.show(event)
             except Exception as exc:  # standard output is gone: stop sending too
                 errors.append(exc)
-                scope.cancel()
+                stop()
                 return
     except Exception:
         # The session failed. Every later call raises the same failure, so the
@@ -261,15 +381,14 @@ def _run(argv: list[str] | None, secrets: list[str]) -> int:
     if args.url == DEFAULT_URL and not (args.api_key or args.token or env_key):
         _say(f"error: no API key: give --api-key or --token, or set {_KEY_VARIABLE}")
         return _USAGE
-    import trio  # the first thing that needs the extra
-
+    runtime = _RUNTIMES[args.runtime]()  # imports it: a missing extra shows here
     fmt = _file_format(args.audio)
     params = _params(args.param, fmt)
     if fmt is not None:
         check_format(args.audio, fmt, AudioFormat.from_params(params))
     _warn_unknown_params(params)
     display = _Display(sys.stdout, json_lines=args.json, format_turns=bool(params.format_turns))
-    session_id, termination = trio.run(_stream, args, params, display)
+    session_id, termination = runtime.run(partial(_stream, runtime, args, params, display))
     if termination is None:
         _say(
             f"error: session {session_id} ended without Termination; "
@@ -309,8 +428,11 @@ def _exit_status(exc: BaseException, secrets: Iterable[str]) -> int:
 
 def _describe(exc: BaseException) -> str:
     """What went wrong, in words: the exception's own message, without its class name."""
-    if cli.needs_trio(exc):
+    extra = cli.missing_extra(exc)
+    if extra == "trio":
         return cli.NEEDS_TRIO
+    if extra is not None:
+        return f'--runtime {extra} needs the {extra} extra: pip install "aai-proto[{extra}]"'
     if isinstance(exc, HandshakeRejected):
         body = _one_line(exc.body.decode("utf-8", "replace"), _BODY_CHARS)
         return f"{exc}: {body}" if body else str(exc)
