@@ -1,8 +1,8 @@
 """aai-proto: AssemblyAI's Universal Streaming v3 protocol, without I/O.
 
 Everything public is importable from here; the ``_``-modules are private.
-``aai_proto.strategies`` (needs Hypothesis) and ``aai_proto.trio`` (needs trio and
-trio-websocket) are imported on their own.
+``aai_proto.strategies`` (needs Hypothesis), ``aai_proto.trio`` (needs trio and
+trio-websocket) and ``aai_proto.asyncio`` (needs websockets) are imported on their own.
 """
 
 from ._audio import MAX_CHUNK_MS, MIN_CHUNK_MS, AudioChunker, AudioFormat, TailPolicy

@@ -116,6 +116,13 @@ def scenario(first: Faults, *then: Faults) -> Scenario:
     return Scenario(entries=[*entries, SESSION], name="reconnect")
 
 
+def test_the_readme_shows_the_recipe_verbatim() -> None:
+    source = Path(__file__).read_text(encoding="utf-8")
+    recipe = source[source.index("async def stream_resuming(") : source.index("# -- the tests")]
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert recipe.rstrip() + "\n```" in readme
+
+
 def test_the_recording_is_what_the_tests_expect() -> None:
     assert len(FRAMES) == 67  # 3.36 s: the last 40 ms are not a whole frame
     assert [type(e).__name__ for e in SESSION.entries[: FIRST_TURN_GATE + 2]] == (

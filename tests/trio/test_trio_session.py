@@ -135,7 +135,9 @@ async def events_of(session: Session) -> list[aai.ServerEvent]:
 # -- a session that goes well ---------------------------------------------------------
 
 
-async def test_session_sends_in_order_and_terminates(nursery: trio.Nursery) -> None:
+# trio only: ``stream=`` (asyncio's open_session has none) -- a whole session over an
+# in-memory stream; over a socket, on both adapters, it is tests/conformance/test_a_session.py.
+async def test_a_whole_session_over_a_given_stream(nursery: trio.Nursery) -> None:
     server = Server()
     partial, final = turn(0, "hel"), turn(0, "hello", end=True)
     client_stream, _ = serve(nursery, answering(server, dump(partial), dump(final)))
