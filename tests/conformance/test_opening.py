@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, NoReturn
@@ -16,7 +17,7 @@ import trio
 
 import aai_proto as aai
 from tests.conformance._server import Peer, dump, serve
-from tests.conformance.conftest import Adapter, both, xfail_on
+from tests.conformance.conftest import Adapter, both
 from tests.conformance.test_a_session import KEY, PARAMS, TERMINATION, TOKEN, answering
 
 AT_ONCE = 1.0
@@ -204,17 +205,7 @@ async def test_a_refused_connection_is_a_connect_error(adapter: Adapter) -> None
 
 
 @both
-async def test_a_refused_connection_says_so(
-    adapter: Adapter, request: pytest.FixtureRequest
-) -> None:
-    xfail_on(
-        "asyncio",
-        adapter,
-        request,
-        'the asyncio adapter says str(OSError): "[Errno 111] Connect call failed'
-        " ('127.0.0.1', PORT)\", not trio's \"all attempts to connect to 127.0.0.1:PORT"
-        ' failed (Connection refused)"',
-    )
+async def test_a_refused_connection_says_so(adapter: Adapter) -> None:
     port = free_port()
     url = f"ws://127.0.0.1:{port}/v3/ws"
     raised = await open_and_fail(adapter, url, **ONE)
@@ -290,17 +281,7 @@ async def test_dns_failure_names_the_url(adapter: Adapter) -> None:
 
 
 @both
-async def test_tls_to_a_server_that_hangs_up(
-    adapter: Adapter, request: pytest.FixtureRequest
-) -> None:
-    xfail_on(
-        "asyncio",
-        adapter,
-        request,
-        "the TLS handshake ends in ConnectionResetError('') (an OSError): the asyncio"
-        ' adapter says "ConnectionResetError", not that the server closed the connection',
-    )
-
+async def test_tls_to_a_server_that_hangs_up(adapter: Adapter) -> None:
     async def hang_up(peer: Peer) -> None:
         await peer.stream.receive()  # the client's hello
         await peer.abort()
@@ -314,6 +295,27 @@ async def test_tls_to_a_server_that_hangs_up(
     assert str(raised) == (
         f"can't connect to {url}: the server closed the connection during the WebSocket handshake"
     )
+
+
+@both
+async def test_tls_to_a_server_that_does_not_speak_tls_says_what_ssl_said(adapter: Adapter) -> None:
+    async def plain_http(peer: Peer) -> None:
+        await peer.stream.receive()  # the client's hello
+        await peer.stream.send(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await anyio.sleep_forever()  # the client gives up first
+
+    async with serve(plain_http) as server:
+        url = server.url.replace("ws://", "wss://")
+        raised = await open_and_fail(adapter, url, **ONE)
+    assert isinstance(raised, adapter.module.ConnectError)
+    causes = []
+    cause: BaseException | None = raised
+    while cause is not None:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    [tls] = [c for c in causes if isinstance(c, ssl.SSLError)]
+    assert str(raised) == f"can't connect to {url}: {tls}"
+    assert str(tls).startswith("[SSL: ")
 
 
 # -- bad arguments and secrets ---------------------------------------------------------------

@@ -6,11 +6,14 @@ import errno
 import importlib
 import io
 import os
+import socket
+import ssl
 import sys
 
 import pytest
 
 from aai_proto._adapter import cli
+from aai_proto._adapter.errors import HANG_UP, describe_os_error
 from aai_proto._adapter.target import Target
 
 
@@ -80,6 +83,68 @@ def test_silencing_a_stdout_that_is_no_file_does_nothing(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(sys, "stdout", Broken())
     assert cli.flush_stdout() == cli.BROKEN_PIPE  # no fileno(): nothing to redirect
+
+
+class _Attempts(Exception):
+    """As an exception group: the error of each address tried (3.10 has no ExceptionGroup)."""
+
+    def __init__(self, exceptions: list[Exception]) -> None:
+        super().__init__("attempts")
+        self.exceptions = exceptions
+
+
+def _trios(host: str, port: int, *errors: Exception) -> OSError:
+    """An OSError as trio raises it when no address could be connected to."""
+    exc = OSError(f"all attempts to connect to {host}:{port} failed")
+    exc.__cause__ = _Attempts(list(errors))
+    return exc
+
+
+REFUSED = os.strerror(errno.ECONNREFUSED)
+UNREACHABLE = os.strerror(errno.ENETUNREACH)
+
+
+@pytest.mark.parametrize(
+    ("exc", "host", "words"),
+    [
+        # trio: the reasons are in the cause, one error per address
+        (
+            _trios("h", 1, ConnectionRefusedError(errno.ECONNREFUSED, "x"), ValueError("odd")),
+            "h",
+            f"all attempts to connect to h:1 failed ({REFUSED}; odd)",
+        ),
+        # asyncio, one address
+        (
+            OSError(errno.ECONNREFUSED, "Connect call failed ('127.0.0.1', 1)"),
+            "127.0.0.1",
+            f"all attempts to connect to 127.0.0.1:1 failed ({REFUSED})",
+        ),
+        # asyncio, several: one message quoting each
+        (
+            OSError(
+                "Multiple exceptions: [Errno 111] Connect call failed ('::1', 1, 0, 0), "
+                "[Errno 101] Network is unreachable"
+            ),
+            "localhost",
+            f"all attempts to connect to localhost:1 failed "
+            f"({'; '.join(sorted([REFUSED, UNREACHABLE]))})",
+        ),
+        (
+            OSError(errno.ECONNREFUSED, "x"),
+            "::1",
+            f"all attempts to connect to [::1]:1 failed ({REFUSED})",
+        ),
+        (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "h", None),
+        (ConnectionResetError(), "h", HANG_UP),
+        (ssl.SSLEOFError(8, "EOF occurred in violation of protocol"), "h", HANG_UP),
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), "h", None),
+        (OSError("no results found for hostname lookup: h:1"), "h", None),
+        (OSError(), "h", "OSError"),
+    ],
+)
+def test_connect_errors_in_words(exc: OSError, host: str, words: str | None) -> None:
+    """Both adapters word the OSError that stopped a connection so (``None``: as ``str()``)."""
+    assert describe_os_error(exc, host, 1) == (str(exc) if words is None else words)
 
 
 def test_a_url_urllib_cannot_split_shows_only_the_redacted_form() -> None:

@@ -522,19 +522,7 @@ def closed_port() -> int:
     return port
 
 
-@pytest.mark.parametrize(
-    "runtime",
-    [
-        "trio",
-        pytest.param(
-            "asyncio",
-            marks=pytest.mark.xfail(
-                reason="aai_proto.asyncio words a refused connection as Python's OSError "
-                "does ('[Errno 111] Connect call failed'), not as aai_proto.trio"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("runtime", ["trio", "asyncio"])
 async def test_stream_says_the_connection_was_refused(
     make_wav: WavMaker, capsys: pytest.CaptureFixture[str], runtime: str
 ) -> None:

@@ -46,8 +46,14 @@ from aai_proto import (
     build_url,
     redact_url,
 )
-from aai_proto._adapter.errors import ConnectError, ConnectTimeout, HandshakeRejected
-from aai_proto._adapter.frames import batches
+from aai_proto._adapter.errors import (
+    HANG_UP,
+    ConnectError,
+    ConnectTimeout,
+    HandshakeRejected,
+    describe_os_error,
+)
+from aai_proto._adapter.frames import batches, encode_client_frames
 from aai_proto._adapter.retry import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, Attempts
 from aai_proto._adapter.session import SessionBase, check_options
 from aai_proto._adapter.sources import Chunk, Chunks, file_chunks, pace
@@ -173,6 +179,11 @@ class Session(SessionBase):
             self._check()
             self._drain()
             await _within(self._terminate_timeout, self._terminate_and_wait())
+        except asyncio.CancelledError:
+            # Cancelled: the socket closes at once, with no close frame (aclose()
+            # then sends none), as trio's aclose() in a cancelled scope.
+            self._abort()
+            raise
         finally:
             await self.aclose()
             done.set()
@@ -201,7 +212,8 @@ class Session(SessionBase):
             self._client.close()
         self._drain()
         try:
-            await _within(CLOSE_TIMEOUT, self._close_handshake())
+            if not self._ws.transport.is_closing():  # else closed, or aborted: no handshake
+                await _within(CLOSE_TIMEOUT, self._close_handshake())
         finally:
             self._abort()
         await asyncio.shield(self._reader_done.wait())
@@ -321,12 +333,12 @@ class Session(SessionBase):
         """The one reader: every message goes to the core, every event to the buffer."""
         try:
             while True:
-                await self._wait_for_room()
+                if not self._draining and len(self._events) >= self._max_buffered:
+                    await self._wait_for_room()  # (checked here first: no coroutine per message)
                 try:
                     message = await self._ws.recv()
                 except websockets.ConnectionClosed as exc:
-                    received = exc.rcvd
-                    code, text = (received.code, received.reason) if received else (1006, "")
+                    code, text = _close_of(exc)
                     self._client.connection_closed(code, text)  # the core says what it means
                     return
                 try:
@@ -452,6 +464,24 @@ def open_session(
     return _SessionContext(open_within)
 
 
+def _close_of(exc: websockets.ConnectionClosed) -> tuple[int, str]:
+    """The close that ended the connection, for the core: code and reason.
+
+    The server's close frame if one came. Else, if ``websockets`` failed the
+    connection itself -- broken framing (1002), text that is not UTF-8 (1007), a
+    message over ``max_size`` (1009) -- the close it sent for that, which it records
+    in ``sent`` only (it reads nothing after it): trio-websocket reports those as
+    the close, and so does this. Else 1006: the connection dropped. (Our own close
+    is 1000, and after it the server's answer, or 1006, is what happened.)
+    """
+    received, sent = exc.rcvd, exc.sent
+    if received is not None:
+        return int(received.code), received.reason
+    if sent is not None and sent.code != 1000:
+        return int(sent.code), sent.reason
+    return 1006, ""
+
+
 async def _connect(url: str, target: Target, headers: list[tuple[str, str]]) -> ClientConnection:
     """The WebSocket upgrade; errors as ``aai_proto.trio`` raises them."""
     try:
@@ -472,11 +502,9 @@ async def _connect(url: str, target: Target, headers: list[tuple[str, str]]) -> 
             target.shown, response.status_code, bytes(response.body or b"")
         ) from None
     except (websockets.InvalidHandshake, websockets.InvalidMessage, EOFError) as exc:
-        raise ConnectError(
-            target.shown, "the server closed the connection during the WebSocket handshake"
-        ) from exc
+        raise ConnectError(target.shown, HANG_UP) from exc
     except OSError as exc:
-        raise ConnectError(target.shown, str(exc) or type(exc).__name__) from exc
+        raise ConnectError(target.shown, describe_os_error(exc, target.host, target.port)) from exc
 
 
 @final

@@ -21,7 +21,6 @@ connection reads no more: the session then stops waiting for ``aclose()``.
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import cast, final
@@ -30,6 +29,7 @@ import trio
 import trio_websocket
 import wsproto.utilities
 
+from aai_proto._adapter.errors import HANG_UP, describe_os_error
 from aai_proto._adapter.target import Target
 
 from ._errors import ConnectError, HandshakeRejected
@@ -42,26 +42,33 @@ _DRAIN_BYTES = 1 << 16
 async def open_stream(target: Target) -> trio.abc.Stream:
     """Open the TCP connection, with TLS for ``wss://``; raise ``ConnectError`` if it fails."""
     try:
-        if target.secure:
-            return await trio.open_ssl_over_tcp_stream(
-                target.host,
-                target.port,
-                ssl_context=ssl.create_default_context(),
-                https_compatible=True,
-            )
-        return await trio.open_tcp_stream(target.host, target.port)
+        if not target.secure:
+            return await trio.open_tcp_stream(target.host, target.port)
+        stream = await trio.open_ssl_over_tcp_stream(
+            target.host,
+            target.port,
+            ssl_context=ssl.create_default_context(),
+            https_compatible=True,
+        )
     except OSError as exc:
-        raise ConnectError(target.shown, _describe(exc)) from exc
-
-
-def _describe(exc: OSError) -> str:
-    # trio reports "all attempts to connect to HOST:PORT failed" and puts the
-    # reasons (one per address tried) in an exception group as the cause.
-    causes = getattr(exc.__cause__, "exceptions", ())
-    reasons = sorted(
-        {os.strerror(c.errno) if isinstance(c, OSError) and c.errno else str(c) for c in causes}
-    )
-    return f"{exc} ({'; '.join(reasons)})" if reasons else str(exc)
+        raise ConnectError(target.shown, describe_os_error(exc, target.host, target.port)) from exc
+    # The TLS handshake now, not with the upgrade's first write, where trio-websocket
+    # would turn its failure into a dropped connection and lose why.
+    try:
+        await stream.do_handshake()
+    except trio.BrokenResourceError as exc:
+        await trio.aclose_forcefully(stream)
+        cause = exc.__cause__
+        reason = (
+            describe_os_error(cause, target.host, target.port)
+            if isinstance(cause, OSError)
+            else HANG_UP
+        )
+        raise ConnectError(target.shown, reason) from exc
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return stream
 
 
 @final
@@ -138,6 +145,4 @@ async def handshake(
     error = guard.error
     if isinstance(error, trio_websocket.ConnectionRejected):
         raise HandshakeRejected(target.shown, error.status_code, error.body or b"")
-    raise ConnectError(
-        target.shown, "the server closed the connection during the WebSocket handshake"
-    ) from error
+    raise ConnectError(target.shown, HANG_UP) from error

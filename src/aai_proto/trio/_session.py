@@ -25,6 +25,7 @@ from typing import ClassVar, Final, final
 import trio
 import trio_websocket
 from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection
 
 from aai_proto import (
     DEFAULT_URL,
@@ -335,6 +336,15 @@ class Session(SessionBase, trio.abc.AsyncResource):
                     # trio-websocket's codes may be IntEnum members: keep plain ints.
                     code, text = (int(reason.code), reason.reason or "") if reason else (1006, "")
                     self._client.connection_closed(code, text)  # the core says what it means
+                    if self._failed_unanswered():
+                        self._finished.set()
+                        self._events_in.close()
+                        try:
+                            with trio.move_on_after(CLOSE_TIMEOUT):
+                                await self._send_failing_close(code, text)
+                                await self._reading_over.wait()  # the server hangs up
+                        finally:
+                            await _close_now(self._stream)
                     return
                 try:
                     events = self._client.receive_message(message)
@@ -359,6 +369,32 @@ class Session(SessionBase, trio.abc.AsyncResource):
             self._begun.set()
             self._finished.set()
             self._reader_done.set()
+
+    def _failed_unanswered(self) -> bool:
+        """Whether wsproto failed the connection and no close frame went out for it.
+
+        On broken framing (an undefined opcode, a bad length, text that is not
+        UTF-8) wsproto yields the close to send (1002, 1007) but stays ``OPEN``;
+        trio-websocket (0.12.2) records that close, which ends ``get_message()``,
+        but sends nothing, so the server would see the connection drop (1006).
+        Every other close leaves wsproto past ``OPEN``: a close frame went out,
+        or came in and was answered, or the connection was aborted.
+        """
+        proto = getattr(self._ws, "_wsproto", None)
+        return proto is not None and proto.state is ConnectionState.OPEN
+
+    async def _send_failing_close(self, code: int, reason: str) -> None:
+        """Send the close frame wsproto asked for (see ``_failed_unanswered``).
+
+        Through trio-websocket's own ``_send``, as its reader sends its answers:
+        under its lock, and recording an abort if the stream is broken. Without
+        it (another version), nothing is sent and the server sees 1006.
+        """
+        send: Callable[[CloseConnection], Awaitable[None]] | None = getattr(self._ws, "_send", None)
+        if send is None:
+            return
+        with contextlib.suppress(trio_websocket.ConnectionClosed):
+            await send(CloseConnection(code=code, reason=reason or None))
 
 
 async def _close_now(stream: trio.abc.Stream) -> None:
