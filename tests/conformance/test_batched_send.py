@@ -8,11 +8,13 @@ server must see the same thing either way.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 import aai_proto as aai
+from aai_proto._adapter import frames
 from aai_proto._adapter.frames import BATCH_BYTES, batches, encode_client_frames
 from tests.conformance._server import TERMINATE, serve
 from tests.conformance.conftest import Adapter, both
@@ -53,6 +55,23 @@ def test_text_and_binary_messages_in_order() -> None:
         (Opcode.TEXT, "é" * 100),
         (Opcode.BINARY, b""),
     ]
+
+
+@pytest.mark.parametrize("mask", [frames._translate_mask, frames._mask])
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 1600, 70001])
+def test_both_maskings_xor_each_byte_with_the_key(
+    mask: Callable[[bytes, bytes], bytes | bytearray], size: int
+) -> None:
+    # frames._mask is websockets' compiled apply_mask where it is built, else the
+    # pure one: both must give RFC 6455's XOR, byte i with key[i % 4].
+    payload, key = os.urandom(size), os.urandom(4)
+    assert bytes(mask(payload, key)) == bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def test_frames_masked_without_websockets_read_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(frames, "_mask", frames._translate_mask)
+    messages: list[bytes | str] = [os.urandom(FRAME), "text", os.urandom(70001)]
+    assert [payload for _, payload in _decode(encode_client_frames(messages))] == messages
 
 
 def test_every_frame_is_masked_with_a_key_of_its_own() -> None:

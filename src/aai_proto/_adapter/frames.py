@@ -3,9 +3,11 @@
 Strategy: RFC 6455 section 5.2, for what a client sends and nothing more: each
 message is one final frame (FIN set, no extension bits), text for ``str`` and
 binary for bytes, masked with a fresh random key, its length in the shortest of
-the three encodings. Masking is a byte-wise XOR with a 4-byte key; it is done
-with ``bytes.translate`` on each of the four byte positions (one 256-byte table
-per key byte), which keeps the per-frame work in C. An adapter uses this only
+the three encodings. Masking is a byte-wise XOR with a 4-byte key: by
+``websockets``' compiled ``apply_mask`` where it is installed (it is the asyncio
+adapter's library; about ten times faster), else with ``bytes.translate`` on each
+of the four byte positions (one 256-byte table per key byte), which keeps the
+per-frame work in C too. The bytes are the same either way. An adapter uses this only
 where its WebSocket library would write the same frames one call at a time; the
 library still writes everything else (the handshake, pings, pongs, closes).
 Not part of the sans-IO core, which never imports it.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 __all__ = ["BATCH_BYTES", "batches", "encode_client_frames"]
@@ -36,12 +38,32 @@ _BINARY: Final = 0x82  # FIN, opcode 2
 _MASKED: Final = 0x80
 
 
+def _translate_mask(payload: bytes, key: bytes) -> bytes | bytearray:
+    """``payload`` XOR ``key`` repeated, four ``bytes.translate`` calls (no loop per byte)."""
+    table = _XOR
+    masked = bytearray(payload)
+    masked[0::4] = payload[0::4].translate(table[key[0]])
+    masked[1::4] = payload[1::4].translate(table[key[1]])
+    masked[2::4] = payload[2::4].translate(table[key[2]])
+    masked[3::4] = payload[3::4].translate(table[key[3]])
+    return masked
+
+
+_mask: Callable[[bytes, bytes], bytes | bytearray]
+try:  # websockets' C extension, if built (its pure-Python apply_mask is slower than ours)
+    from websockets.speedups import apply_mask as _compiled_mask
+except ImportError:
+    _mask = _translate_mask
+else:
+    _mask = _compiled_mask
+
+
 def encode_client_frames(messages: Sequence[bytes | str]) -> bytes:
     """The bytes of ``messages`` as masked client frames, one unfragmented frame each."""
     keys = os.urandom(4 * len(messages))
     parts: list[bytes | bytearray] = []
     append = parts.append
-    table = _XOR
+    mask = _mask
     for index, message in enumerate(messages):
         if isinstance(message, str):
             payload = message.encode()
@@ -58,12 +80,7 @@ def encode_client_frames(messages: Sequence[bytes | str]) -> bytes:
             append(_LEN64.pack(first, _MASKED | 127, size))
         key = keys[4 * index : 4 * index + 4]
         append(key)
-        masked = bytearray(payload)
-        masked[0::4] = payload[0::4].translate(table[key[0]])
-        masked[1::4] = payload[1::4].translate(table[key[1]])
-        masked[2::4] = payload[2::4].translate(table[key[2]])
-        masked[3::4] = payload[3::4].translate(table[key[3]])
-        append(masked)
+        append(mask(payload, key))
     return b"".join(parts)
 
 

@@ -271,7 +271,7 @@ class Session(SessionBase):
             frames = self._client.data_to_send()
             sent = 0
             try:
-                if len(frames) > 1:
+                if frames:
                     sent = await self._send_together(frames)
                 for frame in frames[sent:]:
                     await self._ws.send(frame)
@@ -292,22 +292,28 @@ class Session(SessionBase):
         Returns how many were sent, all of them unless this version of
         ``websockets`` does not allow it (none then). One ``send`` per frame
         would check, frame, write and drain each time: a second of audio (twenty
-        frames) would be twenty writes to the socket.
+        frames) would be twenty writes to the socket. Here each batch is framed
+        by ``encode_client_frames`` into the protocol's outgoing data, under
+        ``send_context`` (its checks and errors, one write and drain): the frames
+        ``send_binary`` and ``send_text`` would queue (no extensions, no
+        fragments), without a ``Frame`` object and a serialization each. Where
+        the connection logs each frame (debug), they go through ``send``.
         """
         ws = self._ws
-        if not (self._batching and hasattr(ws, "send_context") and hasattr(ws.protocol, "writes")):
+        protocol = getattr(ws, "protocol", None)
+        if not (
+            self._batching
+            and hasattr(ws, "send_context")
+            and type(getattr(protocol, "writes", None)) is list
+            and not getattr(protocol, "extensions", True)
+            and getattr(protocol, "expect_continuation_frame", True) is False
+            and getattr(protocol, "debug", True) is False
+        ):
             return 0
+        assert protocol is not None
         for batch in batches(frames):
-            async with ws.send_context():  # its checks and errors; one drain at the end
-                protocol = ws.protocol
-                for frame in batch:
-                    if isinstance(frame, str):
-                        protocol.send_text(frame.encode())
-                    else:
-                        protocol.send_binary(frame)
-                writes = protocol.writes
-                if len(writes) > 1 and all(writes):  # (an empty item is the end of stream)
-                    writes[:] = [b"".join(writes)]
+            async with ws.send_context():  # checks that it is open; writes and drains
+                protocol.writes.append(encode_client_frames(batch))
         return len(frames)
 
     async def _closed_while_sending(self) -> None:
