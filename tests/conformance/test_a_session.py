@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 import aai_proto as aai
-from tests.conformance._server import BEGIN, TERMINATE, Peer, dump, serve
+from tests.conformance._server import BEGIN, TERMINATE, Handler, Peer, dump, serve
 from tests.conformance.conftest import Adapter, both
 
 KEY = "sk-test-SECRET-KEY-0123"
@@ -32,11 +32,17 @@ def turn(order: int, text: str, *, end: bool = False) -> aai.Turn:
     )
 
 
-def answering(*before_end: str):  # type: ignore[no-untyped-def]
-    """A server that answers Terminate with ``before_end`` messages, then Termination."""
+def answering(*before_end: str, reading_after: anyio.Event | None = None) -> Handler:
+    """A server that answers Terminate with ``before_end`` messages, then Termination.
+
+    With ``reading_after``, it reads nothing until that event is set, so that the
+    client's audio waits for room.
+    """
 
     async def handler(peer: Peer) -> None:
         await peer.accept()
+        if reading_after is not None:
+            await reading_after.wait()
         await peer.receive_until_terminate()
         for message in before_end:
             await peer.send_message(message)
@@ -216,14 +222,7 @@ async def test_backpressure_keeps_every_event_in_order(adapter: Adapter) -> None
 @both
 async def test_sends_are_serialised(adapter: Adapter) -> None:
     go = anyio.Event()
-
-    async def handler(peer: Peer) -> None:
-        await peer.accept()
-        await go.wait()  # reads nothing until then: the audio waits for room
-        await peer.receive_until_terminate()
-        await peer.send_message(dump(TERMINATION))
-        await peer.wait_close()
-
+    handler = answering(reading_after=go)
     audio = random.Random(0).randbytes(MUCH)  # no two frames alike
     audio_sent = anyio.Event()
 

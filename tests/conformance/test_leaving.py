@@ -11,7 +11,7 @@ import pytest
 import aai_proto as aai
 from tests.conformance._server import BEGIN, TERMINATE, Peer, dump, serve
 from tests.conformance.conftest import NOT_READ, Adapter, both, elapsed
-from tests.conformance.test_a_session import FRAME, KEY, MUCH, PARAMS, TERMINATION
+from tests.conformance.test_a_session import FRAME, KEY, MUCH, PARAMS, TERMINATION, answering
 
 AT_ONCE = 1.0
 """Seconds within which a thing done "at once" is done: well under ``CLOSE_TIMEOUT`` (2 s)."""
@@ -127,13 +127,7 @@ async def test_cancelling_a_send_midway_breaks_the_session(adapter: Adapter) -> 
 @both
 async def test_a_cancelled_send_that_had_not_started_changes_nothing(adapter: Adapter) -> None:
     go = anyio.Event()
-
-    async def handler(peer: Peer) -> None:
-        await peer.accept()
-        await go.wait()  # reads nothing until then: the audio waits for room
-        await peer.receive_until_terminate()
-        await peer.send_message(dump(TERMINATION))
-        await peer.wait_close()
+    handler = answering(reading_after=go)
 
     async with serve(handler, receive_buffer=NOT_READ) as server:
         async with adapter.open_session(PARAMS, api_key=KEY, url=server.url) as session:
