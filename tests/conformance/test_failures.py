@@ -3,10 +3,12 @@ failure reaches whichever call is waiting, and every call after it."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
 import pytest
+from wsproto.events import CloseConnection
 
 import aai_proto as aai
 from tests.conformance._server import BEGIN, TERMINATE, Handler, Peer, dump, serve
@@ -435,3 +437,84 @@ async def test_a_send_cut_off_breaks_the_session(adapter: Adapter) -> None:
                 with pytest.raises(adapter.broken, match="cancelled midway"):
                     await call()
         assert len(server.peers) == 1
+
+
+async def send_much(session: Any, started: list[float]) -> None:
+    """One call: its frames leave batch after batch."""
+    started.append(anyio.current_time())
+    await session.send_audio(bytes(MUCH))
+
+
+async def stream_much(session: Any, started: list[float]) -> None:
+    """A send per chunk, each one batch: the one that waits is its call's last write."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(MUCH // (10 * FRAME)):
+            started.append(anyio.current_time())  # the chunk is taken, then sent
+            yield bytes(10 * FRAME)
+
+    await session.stream(chunks(), realtime=False)
+
+
+within_4s: Callable[[Callable[..., Awaitable[None]]], Callable[..., None]] = both(limit=4.0)
+"""``@both(limit=4.0)``, typed (``both`` returns ``Any``): a hang fails fast."""
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "send"),
+    [
+        (aai.ServerError(error_code=3005, error="Internal server error"), 3005, send_much),
+        (aai.ServerError(error="Internal error"), 1011, stream_much),
+    ],
+    ids=["3005-send_audio", "1011-stream"],
+)
+@within_4s
+async def test_a_send_waiting_when_the_server_closes_and_reads_no_more_is_bounded(
+    adapter: Adapter,
+    short_close: float,
+    error: aai.ServerError,
+    code: int,
+    send: Callable[[Any, list[float]], Awaitable[None]],
+) -> None:
+    """The server's close comes while a send waits for room, and the server reads no
+    more but keeps the TCP connection open: the client cannot even answer the close.
+    The send gets ``CLOSE_TIMEOUT`` at most; then the socket is closed under it and
+    it raises the session's failure."""
+    go = anyio.Event()
+    close_sent: list[float] = []
+    started: list[float] = []
+
+    async def handler(peer: Peer) -> None:
+        await peer.accept()
+        await anyio.sleep(0.1)  # reads nothing: the client's send waits for room
+        await peer.send_message(dump(error))
+        close = CloseConnection(code=code, reason="See Error message for details")
+        await peer.send_raw(peer.ws.send(close))  # and waits for no answer
+        close_sent.append(anyio.current_time())
+        await go.wait()  # the TCP connection stays open, unread
+        await peer.wait_close()  # now reads what came, to the end
+
+    async with (
+        serve(handler, receive_buffer=NOT_READ) as server,
+        adapter.open_session(PARAMS, api_key=KEY, url=server.url) as session,
+    ):
+        with pytest.raises(aai.StreamingError) as info:
+            await send(session, started)
+        assert started[-1] < close_sent[0]  # the send that waited raised, not a later one
+        took = anyio.current_time() - close_sent[0]
+        assert took < short_close + 0.5
+        assert (info.value.code, info.value.message) == (code, error.error)
+        assert info.value.__cause__ is session._client.failure
+        assert session.state is aai.State.CLOSED
+        for call in (session.keep_alive, lambda: session.send_audio(bytes(FRAME))):
+            with pytest.raises(aai.StreamingError) as again:
+                await call()
+            assert again.value == info.value
+            assert again.value.__cause__ is session._client.failure
+        go.set()
+        with anyio.fail_after(1.0):  # the client closed its socket already: the server sees EOF
+            await server.peer.closed.wait()
+    peer = server.peer
+    assert peer.close is not None
+    assert peer.close.code == 1006  # no answer to the server's close: the socket was closed
+    assert len(peer.received) < MUCH // FRAME  # the audio was cut short

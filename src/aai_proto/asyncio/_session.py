@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import ClassVar, Final, TypeVar, final
+from typing import Any, ClassVar, Final, TypeVar, final
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -95,6 +95,27 @@ async def _within(seconds: float, awaitable: Awaitable[_T]) -> tuple[bool, _T | 
         return False, None
 
 
+class _Connection(ClientConnection):
+    """``websockets``' client connection, which also says when it begins to close.
+
+    ``websockets`` notes that a close frame (the server's, or its own when it fails
+    the connection) means the socket should close soon, but enforces its
+    ``close_timeout`` only in a call that waits for the close: not in a send
+    waiting for room, which waits for ever if the server reads no more, nor in
+    ``recv()``, which waits for the server to hang up. ``closing`` is set then,
+    and the session bounds the rest (``Session._bound_closing``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closing = asyncio.Event()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.protocol.close_expected():  # "schedule closing the TCP connection", it says
+            self.closing.set()
+
+
 class Session(SessionBase):
     """One open streaming session. Made by :func:`open_session`, not directly.
 
@@ -106,7 +127,7 @@ class Session(SessionBase):
 
     def __init__(
         self,
-        ws: ClientConnection,
+        ws: _Connection,
         client: Client,
         *,
         chunk_ms: int,
@@ -131,6 +152,7 @@ class Session(SessionBase):
         self._iteration_over = False  # iteration ended: it stays ended
         self._terminated: asyncio.Event | None = None  # terminate() was called; set when done
         self._reader: asyncio.Task[None] | None = None
+        self._bounder: asyncio.Task[None] | None = None  # _bound_closing, stopped with the reader
 
     # -- actions of its own (the others are SessionBase's) ----------------------------
 
@@ -285,6 +307,10 @@ class Session(SessionBase):
                     self._client.send_failed()
                     self._abort()
                 raise
+            if frames and self._ws.transport.is_closing():
+                # The socket was closed under the last write, which then returns
+                # quietly (websockets' drain()): what it held did not all leave.
+                await self._closed_while_sending()
 
     async def _send_together(self, frames: list[bytes | str]) -> int:
         """Send ``frames`` as ``send`` would one by one, but a batch per write.
@@ -368,18 +394,32 @@ class Session(SessionBase):
             if self._client.allows(Input.CONNECTION_CLOSED):
                 self._client.connection_closed(1006, "")
         finally:
+            if self._bounder is not None:
+                self._bounder.cancel()
             self._reader_done.set()
             self._arrived.set()
             self._begun.set()
             self._finished.set()
 
+    async def _bound_closing(self) -> None:
+        """Once the connection began to close, give the closing handshake ``CLOSE_TIMEOUT``.
+
+        Runs beside the reader, until it ends. A send waiting for room waits for
+        ever if the server reads no more, and the reader waits for the server to
+        hang up: so the socket is closed under both. The send then raises the
+        session's failure, which the reader sees.
+        """
+        await self._ws.closing.wait()
+        await asyncio.sleep(CLOSE_TIMEOUT)
+        self._abort()
+
     async def _stop(self) -> None:
         """Stop the reader task (the block is over) and wait for it."""
-        reader = self._reader
-        if reader is not None and not reader.done():
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        for task in (self._reader, self._bounder):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 def open_session(
@@ -432,7 +472,9 @@ def open_session(
                 terminate_timeout=terminate_timeout,
                 max_buffered_events=max_buffered_events,
             )
-            session._reader = asyncio.get_running_loop().create_task(session._read())
+            loop = asyncio.get_running_loop()
+            session._reader = loop.create_task(session._read())
+            session._bounder = loop.create_task(session._bound_closing())
             try:
                 await session._begun.wait()
                 if client.begin is None:
@@ -488,10 +530,10 @@ def _close_of(exc: websockets.ConnectionClosed) -> tuple[int, str]:
     return 1006, ""
 
 
-async def _connect(url: str, target: Target, headers: list[tuple[str, str]]) -> ClientConnection:
+async def _connect(url: str, target: Target, headers: list[tuple[str, str]]) -> _Connection:
     """The WebSocket upgrade; errors as ``aai_proto.trio`` raises them."""
     try:
-        return await connect(
+        ws = await connect(
             url,
             additional_headers=headers,
             user_agent_header=None,  # build_headers has the User-Agent
@@ -501,6 +543,7 @@ async def _connect(url: str, target: Target, headers: list[tuple[str, str]]) -> 
             max_size=_MAX_MESSAGE_BYTES,
             proxy=None,  # no proxy from the environment: connect where the URL says
             compression=None,  # the service does not negotiate it
+            create_connection=_Connection,
         )
     except websockets.InvalidStatus as exc:
         response = exc.response
@@ -511,6 +554,8 @@ async def _connect(url: str, target: Target, headers: list[tuple[str, str]]) -> 
         raise ConnectError(target.shown, HANG_UP) from exc
     except OSError as exc:
         raise ConnectError(target.shown, describe_os_error(exc, target.host, target.port)) from exc
+    assert isinstance(ws, _Connection)
+    return ws
 
 
 @final

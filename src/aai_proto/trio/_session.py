@@ -109,6 +109,7 @@ class Session(SessionBase, trio.abc.AsyncResource):
         self._begun = trio.Event()  # Begin came, or the reader ended
         self._finished = trio.Event()  # Termination or a failure came, or the reader ended
         self._reader_done = trio.Event()
+        self._reading = trio.CancelScope()  # cancelled when the reader ends (_bound_closing)
         self._failure_seen = False  # some call raised the failure: leaving need not
         self._iteration_over = False  # iteration ended: it stays ended
         self._terminated: trio.Event | None = None  # terminate() was called; set when done
@@ -365,10 +366,29 @@ class Session(SessionBase, trio.abc.AsyncResource):
                     assert not isinstance(event, ConnectionClosed)
                     self._events_in.send_nowait(event)
         finally:
+            self._reading.cancel()
             self._events_in.close()
             self._begun.set()
             self._finished.set()
             self._reader_done.set()
+
+    async def _bound_closing(self) -> None:
+        """Once the server's close frame came, give the closing handshake ``CLOSE_TIMEOUT``.
+
+        Runs beside the reader, until it ends. The answer to the server's close
+        waits for trio-websocket's send lock; a send that holds it, waiting for
+        room, waits for ever if the server reads no more. So the socket is closed
+        under both: the send raises the session's failure, which the reader sees.
+        trio-websocket says when the close came only with an event named for its
+        tests; a version without it leaves this bound to ``aclose()``.
+        """
+        came: trio.Event | None = getattr(self._ws, "_for_testing_peer_closed_connection", None)
+        if came is None:
+            return
+        with self._reading:
+            await came.wait()
+            await trio.sleep(CLOSE_TIMEOUT)
+            await _close_now(self._stream)
 
     def _failed_unanswered(self) -> bool:
         """Whether wsproto failed the connection and no close frame went out for it.
@@ -475,6 +495,7 @@ def open_session(
                 max_buffered_events=max_buffered_events,
             )
             nursery.start_soon(session._read)
+            nursery.start_soon(session._bound_closing)
             await session._begun.wait()
             if client.begin is None:
                 session._raise_failure()
