@@ -207,6 +207,21 @@ class Peer:
 
 
 Handler = Callable[[Peer], Awaitable[None]]
+
+
+def _read_only_when_asked(stream: anyio.abc.SocketStream) -> None:
+    """Make the server read from the socket only inside ``receive()``, on both loops.
+
+    On asyncio, anyio's stream reads into memory from the moment it is accepted
+    until a ``receive()`` first has to wait (on Python 3.12 and later the client's
+    request is often there before that, so it never has to): a handler that then
+    reads nothing would still drain the client's sends, and no send would ever
+    wait for room. trio's reads only when asked. So pause the asyncio transport's
+    reading (anyio resumes it inside each ``receive()`` that waits).
+    """
+    transport = getattr(stream, "_transport", None)  # anyio's asyncio backend only
+    if transport is not None and transport.is_reading():
+        transport.pause_reading()
 """A scripted server: what it does with one connection."""
 
 
@@ -240,6 +255,7 @@ async def serve(handler: Handler, *, receive_buffer: int | None = None) -> Async
 
     async def one(stream: anyio.abc.SocketStream) -> None:
         async with stream:
+            _read_only_when_asked(stream)
             peer = Peer(stream)
             server.peers.append(peer)
             # the client went first if ClientClosed: what it did is the test's to check
