@@ -208,6 +208,8 @@ class Peer:
 
 Handler = Callable[[Peer], Awaitable[None]]
 
+"""A scripted server: what it does with one connection."""
+
 
 def _read_only_when_asked(stream: anyio.abc.SocketStream) -> None:
     """Make the server read from the socket only inside ``receive()``, on both loops.
@@ -222,7 +224,6 @@ def _read_only_when_asked(stream: anyio.abc.SocketStream) -> None:
     transport = getattr(stream, "_transport", None)  # anyio's asyncio backend only
     if transport is not None and transport.is_reading():
         transport.pause_reading()
-"""A scripted server: what it does with one connection."""
 
 
 @attrs.define
