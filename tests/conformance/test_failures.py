@@ -334,35 +334,17 @@ undefined opcode: the reason of the 1002 close the client sends, and of the
 every framing error of each library into words of their own."""
 
 
+@pytest.mark.parametrize("waiting", ["iteration", "terminate"])
 @both
-async def test_broken_framing_is_a_1002_streaming_error(adapter: Adapter) -> None:
-    async def handler(peer: Peer) -> None:
-        await peer.accept()
-        await peer.send_raw(b"\x8f\x00")  # a frame with an undefined opcode
-        await peer.wait_close()
+async def test_broken_framing_is_a_1002_streaming_error_and_close(
+    adapter: Adapter, waiting: str
+) -> None:
+    """The call waiting raises 1002, and the client fails the connection with a
+    1002 close frame, as RFC 6455 asks.
 
-    async with serve(handler) as server:
-        async with adapter.open_session(PARAMS, api_key=KEY, url=server.url) as session:
-            assert await session.__anext__() == BEGIN
-            with pytest.raises(aai.StreamingError) as info:
-                await session.__anext__()
-            assert (info.value.code, info.value.reason) == (1002, UNDEFINED_OPCODE[adapter.name])
-            assert type(info.value.code) is int
-            assert session.state is aai.State.CLOSED
-        await server.peer.closed.wait()
-    assert server.peer.close is not None
-    assert (server.peer.close.code, server.peer.close.reason) == (
-        1002,
-        UNDEFINED_OPCODE[adapter.name],
-    )
-
-
-@both
-async def test_broken_framing_is_answered_with_a_1002_close(adapter: Adapter) -> None:
-    """The client fails the connection with a close frame, as RFC 6455 asks.
-
-    trio-websocket (0.12.2) sends none for a framing error wsproto found: the trio
-    adapter sends the close wsproto asked for itself (``Session._send_failing_close``).
+    trio-websocket (0.12.2) sends no close for a framing error wsproto found: the
+    trio adapter sends the close wsproto asked for itself
+    (``Session._send_failing_close``).
     """
 
     async def handler(peer: Peer) -> None:
@@ -372,9 +354,14 @@ async def test_broken_framing_is_answered_with_a_1002_close(adapter: Adapter) ->
 
     async with serve(handler) as server:
         async with adapter.open_session(PARAMS, api_key=KEY, url=server.url) as session:
+            if waiting == "iteration":
+                assert await session.__anext__() == BEGIN
+            call = session.__anext__ if waiting == "iteration" else session.terminate
             with pytest.raises(aai.StreamingError) as info:
-                await session.terminate()
+                await call()
             assert (info.value.code, info.value.reason) == (1002, UNDEFINED_OPCODE[adapter.name])
+            assert type(info.value.code) is int
+            assert session.state is aai.State.CLOSED
         await server.peer.closed.wait()
     assert server.peer.close is not None
     assert (server.peer.close.code, server.peer.close.reason) == (
