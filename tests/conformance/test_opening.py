@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any, NoReturn
 
 import anyio
+import anyio.abc
 import pytest
 import trio
 
@@ -24,6 +25,15 @@ AT_ONCE = 1.0
 """Seconds within which a thing done "at once" is done: well under any timeout in play."""
 ONE = {"retries": 0}
 """One attempt, for the tests whose subject is not retrying (``test_retries.py``'s is)."""
+
+
+async def until_hung_up(stream: anyio.abc.ByteReceiveStream) -> None:
+    """Read what the client sent until it closes its socket."""
+    try:
+        while True:
+            await stream.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        return
 
 
 async def open_and_fail(adapter: Adapter, url: str, **options: Any) -> BaseException:
@@ -169,21 +179,27 @@ async def test_a_hang_up_during_the_handshake_fails_at_once(
     )
 
 
-@pytest.mark.parametrize("accept", [True, False], ids=["no-begin", "no-upgrade"])
+@pytest.mark.parametrize(
+    ("accept", "scheme"),
+    [(True, "ws"), (False, "ws"), (False, "wss")],
+    ids=["no-begin", "no-upgrade", "no-tls-handshake"],
+)
 @both
-async def test_connect_timeout(adapter: Adapter, accept: bool) -> None:
+async def test_connect_timeout(adapter: Adapter, accept: bool, scheme: str) -> None:
     async def handler(peer: Peer) -> None:
         if accept:
             await peer.accept(begin=False)
         await anyio.sleep_forever()
 
     async with serve(handler) as server:
+        url = server.url.replace("ws://", f"{scheme}://")
         start = anyio.current_time()
-        raised = await open_and_fail(adapter, server.url, connect_timeout=0.3, **ONE)
+        raised = await open_and_fail(adapter, url, connect_timeout=0.3, **ONE)
         assert 0.3 <= anyio.current_time() - start < 0.3 + AT_ONCE
+        await until_hung_up(server.peers[0].stream)  # (a hang fails at the test's limit)
     assert isinstance(raised, adapter.module.ConnectTimeout)
     assert isinstance(raised, adapter.module.ConnectError)
-    assert str(raised) == f"can't connect to {server.url}: no Begin within 0.3 s"
+    assert str(raised) == f"can't connect to {url}: no Begin within 0.3 s"
     assert len(server.peers) == 1
 
 
