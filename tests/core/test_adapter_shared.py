@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from aai_proto._adapter import cli
-from aai_proto._adapter.errors import HANG_UP, describe_os_error
+from aai_proto._adapter.errors import HANG_UP, describe_connect_error
 from aai_proto._adapter.target import Target
 
 
@@ -144,7 +144,7 @@ UNREACHABLE = os.strerror(errno.ENETUNREACH)
 )
 def test_connect_errors_in_words(exc: OSError, host: str, words: str | None) -> None:
     """Both adapters word the OSError that stopped a connection so (``None``: as ``str()``)."""
-    assert describe_os_error(exc, host, 1) == (str(exc) if words is None else words)
+    assert describe_connect_error(exc, host, 1) == (str(exc) if words is None else words)
 
 
 def test_a_url_urllib_cannot_split_shows_only_the_redacted_form() -> None:

@@ -38,7 +38,6 @@ INTERRUPTED: Final = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C st
 BROKEN_PIPE: Final = 141  # 128 + SIGPIPE, as a shell reports `yes | head -1`'s yes
 
 NEEDS_TRIO: Final = 'this command needs the trio extra: pip install "aai-proto[trio]"'
-_TRIO_MODULES: Final = frozenset({"trio", "trio_websocket"})
 # Which extra installs each module a runtime adapter imports (pyproject's extras).
 _EXTRA_OF: Final = {"trio": "trio", "trio_websocket": "trio", "websockets": "asyncio"}
 
@@ -68,7 +67,7 @@ def leaves(exc: BaseException) -> list[BaseException]:
 
 def needs_trio(exc: BaseException) -> bool:
     """Whether ``exc`` says the trio extra is not installed."""
-    return isinstance(exc, ModuleNotFoundError) and exc.name in _TRIO_MODULES
+    return missing_extra(exc) == "trio"
 
 
 def missing_extra(exc: BaseException) -> str | None:

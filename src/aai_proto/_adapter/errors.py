@@ -12,7 +12,13 @@ import socket
 import ssl
 from typing import Final, final
 
-__all__ = ["HANG_UP", "ConnectError", "ConnectTimeout", "HandshakeRejected", "describe_os_error"]
+__all__ = [
+    "HANG_UP",
+    "ConnectError",
+    "ConnectTimeout",
+    "HandshakeRejected",
+    "describe_connect_error",
+]
 
 HANG_UP: Final = "the server closed the connection during the WebSocket handshake"
 """What a ``ConnectError`` says when the server hung up before the upgrade was done."""
@@ -67,7 +73,7 @@ _HUNG_UP = (
 _ERRNO = re.compile(r"\[Errno (\d+)\]")
 
 
-def describe_os_error(exc: OSError, host: str, port: int) -> str:
+def describe_connect_error(exc: OSError, host: str, port: int) -> str:
     """What ``ConnectError`` says of ``exc``, which stopped the connection to ``host:port``.
 
     One wording for both adapters, whichever runtime raised ``exc``:

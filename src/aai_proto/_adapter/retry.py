@@ -83,11 +83,6 @@ class Attempts:
         self.delay = delay
         self._failures: list[str] = []
 
-    @property
-    def made(self) -> int:
-        """Attempts that have failed so far."""
-        return len(self._failures)
-
     def retry(self, error: Exception, closed: ConnectionClosed | None = None) -> bool:
         """Record that an attempt failed with ``error``; say whether to try again."""
         again = len(self._failures) < self.retries and may_retry(error, closed)

@@ -51,7 +51,7 @@ from aai_proto._adapter.errors import (
     ConnectError,
     ConnectTimeout,
     HandshakeRejected,
-    describe_os_error,
+    describe_connect_error,
 )
 from aai_proto._adapter.frames import batches, encode_client_frames
 from aai_proto._adapter.retry import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY, Attempts
@@ -553,7 +553,9 @@ async def _connect(url: str, target: Target, headers: list[tuple[str, str]]) -> 
     except (websockets.InvalidHandshake, websockets.InvalidMessage, EOFError) as exc:
         raise ConnectError(target.shown, HANG_UP) from exc
     except OSError as exc:
-        raise ConnectError(target.shown, describe_os_error(exc, target.host, target.port)) from exc
+        raise ConnectError(
+            target.shown, describe_connect_error(exc, target.host, target.port)
+        ) from exc
     assert isinstance(ws, _Connection)
     return ws
 

@@ -29,7 +29,7 @@ import trio
 import trio_websocket
 import wsproto.utilities
 
-from aai_proto._adapter.errors import HANG_UP, describe_os_error
+from aai_proto._adapter.errors import HANG_UP, describe_connect_error
 from aai_proto._adapter.target import Target
 
 from ._errors import ConnectError, HandshakeRejected
@@ -51,7 +51,9 @@ async def open_stream(target: Target) -> trio.abc.Stream:
             https_compatible=True,
         )
     except OSError as exc:
-        raise ConnectError(target.shown, describe_os_error(exc, target.host, target.port)) from exc
+        raise ConnectError(
+            target.shown, describe_connect_error(exc, target.host, target.port)
+        ) from exc
     # The TLS handshake now, not with the upgrade's first write, where trio-websocket
     # would turn its failure into a dropped connection and lose why.
     try:
@@ -60,7 +62,7 @@ async def open_stream(target: Target) -> trio.abc.Stream:
         await trio.aclose_forcefully(stream)
         cause = exc.__cause__
         reason = (
-            describe_os_error(cause, target.host, target.port)
+            describe_connect_error(cause, target.host, target.port)
             if isinstance(cause, OSError)
             else HANG_UP
         )
